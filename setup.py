@@ -1,0 +1,50 @@
+"""
+Packaging for twisted-chat.
+
+The package list is explicit: C{twisted.plugins} is listed so that the twistd
+plugin file ships beside Twisted's own plugins, and C{tests} is left out on
+purpose (C{find_packages()} would install it as a top-level package).
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"',
+    (HERE / "twisted_chat" / "__init__.py").read_text(encoding="utf-8"),
+    re.M,
+).group(1)
+
+setup(
+    name="twisted-chat",
+    version=VERSION,
+    description="A TCP chat server and client that notice a dead peer within seconds",
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=["twisted_chat", "twisted.plugins"],
+    install_requires=[
+        "Twisted>=22.10",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "twisted-chat = twisted_chat.client:run",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Communications :: Chat",
+    ],
+)
