@@ -1,0 +1,241 @@
+# -*- test-case-name: tests.test_wire -*-
+"""
+The twisted-chat wire protocol, version 1: constants, frames and validators.
+
+A frame is a 4-byte unsigned big-endian length N followed by N bytes of UTF-8
+JSON holding one object with a string member C{"type"}.  This module turns
+dicts into frame bytes and payload bytes back into dicts, and checks the
+fields the server acts on.  It does no I/O; docs/protocol.rst is the
+specification it implements.
+"""
+
+import json
+import math
+import re
+import struct
+
+PROTOCOL_VERSION = 1
+
+DEFAULT_PORT = 56562
+DEFAULT_HEARTBEAT_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_FRAME = 65536
+DEFAULT_MAX_TEXT = 4096
+
+#: The largest frame a peer may announce or configure: 16 MiB.
+MAX_FRAME_LIMIT = 16 * 1024 * 1024
+#: The smallest max_frame that still carries every fixed-size frame.
+MIN_FRAME_LIMIT = 1024
+
+NAME_MAX = 32
+GUEST_PREFIX = "guest-"
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,%d}" % (NAME_MAX,), re.ASCII)
+
+# Error codes (the "code" member of an error frame).
+BAD_FRAME = "bad_frame"
+UNKNOWN_TYPE = "unknown_type"
+FRAME_TOO_LARGE = "frame_too_large"
+BAD_NICK = "bad_nick"
+NICK_TAKEN = "nick_taken"
+TEXT_TOO_LONG = "text_too_long"
+ERROR_CODES = frozenset(
+    [BAD_FRAME, UNKNOWN_TYPE, FRAME_TOO_LARGE, BAD_NICK, NICK_TAKEN, TEXT_TOO_LONG]
+)
+
+# Leave reasons (the "reason" member of a leave event).
+REASON_QUIT = "quit"
+REASON_EOF = "eof"
+REASON_RESET = "reset"
+REASON_TIMEOUT = "timeout"
+REASON_ERROR = "error"
+LEAVE_REASONS = frozenset(
+    [REASON_QUIT, REASON_EOF, REASON_RESET, REASON_TIMEOUT, REASON_ERROR]
+)
+
+_PREFIX = struct.Struct("!I")
+PREFIX_LENGTH = _PREFIX.size
+
+#: Bytes a JSON encoding may spend on one character of text at most: a
+#: control character is escaped as \\u00XX.
+MAX_BYTES_PER_CHAR = 6
+#: Room for everything in a message event except its text.
+MESSAGE_OVERHEAD = 256
+
+
+class ProtocolError(Exception):
+    """
+    A peer broke the protocol; the server answers with an C{error} frame.
+
+    @ivar code: one of L{ERROR_CODES}.
+    @ivar message: human-readable text for the error frame.
+    """
+
+    def __init__(self, code, message):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self):
+        return "%s: %s" % (self.code, self.message)
+
+
+def encode(message):
+    """
+    Encode a message dict as a frame payload: compact UTF-8 JSON.
+
+    @raise ValueError: if the dict holds NaN or infinity, which JSON lacks.
+    """
+    return json.dumps(
+        message, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def frame(payload):
+    """
+    Prefix C{payload} with its 4-byte big-endian length.
+    """
+    return _PREFIX.pack(len(payload)) + payload
+
+
+def encode_frame(message):
+    """
+    Encode a message dict as complete frame bytes, ready for
+    C{transport.write}: the way to encode a broadcast once for everybody.
+    """
+    return frame(encode(message))
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % (name,))
+
+
+def decode(payload):
+    """
+    Decode a frame payload into a message dict.
+
+    @return: a dict with a string C{"type"} member.
+    @raise ProtocolError: with code L{BAD_FRAME} when the payload is empty,
+        not UTF-8, not a JSON object, or lacks a string C{"type"}.
+    """
+    if not payload:
+        raise ProtocolError(BAD_FRAME, "empty frame")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(BAD_FRAME, "frame is not valid UTF-8") from None
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ProtocolError(BAD_FRAME, "frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(BAD_FRAME, "frame is not a JSON object")
+    if not isinstance(message.get("type"), str):
+        raise ProtocolError(BAD_FRAME, 'frame has no string "type"')
+    return message
+
+
+def _is_unicode(text):
+    """
+    Whether C{text} can be encoded as UTF-8 (JSON lets a peer send lone
+    surrogates such as C{"\\ud800"}, which cannot).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(text, max_text, field="text"):
+    """
+    Check the text of a chat message.
+
+    @return: C{text}, unchanged.
+    @raise ProtocolError: L{BAD_FRAME} if it is missing, not a string, empty
+        or not valid Unicode; L{TEXT_TOO_LONG} if it has more than
+        C{max_text} characters (Unicode code points).
+    """
+    if not isinstance(text, str):
+        raise ProtocolError(BAD_FRAME, '"%s" must be a string' % (field,))
+    if not text:
+        raise ProtocolError(BAD_FRAME, '"%s" must not be empty' % (field,))
+    if len(text) > max_text:
+        raise ProtocolError(
+            TEXT_TOO_LONG,
+            "text is %d characters long, the limit is %d" % (len(text), max_text),
+        )
+    if not _is_unicode(text):
+        raise ProtocolError(BAD_FRAME, '"%s" is not valid Unicode' % (field,))
+    return text
+
+
+def check_nick(name):
+    """
+    Check a name a client asks for.
+
+    @return: C{name}, unchanged.
+    @raise ProtocolError: L{BAD_NICK} unless it is 1 to 32 of
+        C{A-Z a-z 0-9 _ -} and does not start with the reserved C{guest-}
+        prefix (in any case).
+    """
+    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+        raise ProtocolError(
+            BAD_NICK,
+            "a name is 1 to %d of the characters A-Z a-z 0-9 _ -" % (NAME_MAX,),
+        )
+    if name.lower().startswith(GUEST_PREFIX):
+        raise ProtocolError(
+            BAD_NICK, "names starting with %r are reserved" % (GUEST_PREFIX,)
+        )
+    return name
+
+
+def check_optional_number(message, field):
+    """
+    Return C{message[field]} if it is a finite number, L{None} if absent.
+
+    @raise ProtocolError: L{BAD_FRAME} if present but not a finite number.
+    """
+    value = message.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(BAD_FRAME, '"%s" must be a number' % (field,))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(BAD_FRAME, '"%s" must be finite' % (field,))
+    return value
+
+
+def max_frame_for_text(max_text):
+    """
+    The smallest max_frame that carries any message of C{max_text}
+    characters, however they encode.
+    """
+    return max_text * MAX_BYTES_PER_CHAR + MESSAGE_OVERHEAD
+
+
+# C0 and C1 controls (escape sequences start with them), DEL, Unicode line
+# and paragraph separators, bidirectional overrides and isolates, and lone
+# surrogates that a terminal cannot encode.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape(match):
+    code = ord(match.group())
+    if code < 0x100:
+        return "\\x%02x" % (code,)
+    return "\\u%04x" % (code,)
+
+
+def sanitize(value):
+    """
+    Make text from the network safe for a terminal: control characters,
+    escape sequences and direction overrides are replaced by visible escapes
+    such as C{\\x1b}, so they cannot move the cursor, recolour the screen or
+    hide text.
+    """
+    if not isinstance(value, str):
+        value = str(value)
+    return _UNSAFE.sub(_escape, value)
