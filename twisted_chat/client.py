@@ -1,0 +1,636 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+The stdio chat client: C{python -m twisted_chat.client}.
+
+Three parts, each testable alone:
+
+ - L{ChatClientProtocol} is the network side: framing, a heartbeat
+   L{LoopingCall} at the interval the server's welcome asks for, and a
+   L{TimeoutMixin} timer that declares the server dead when nothing at all has
+   arrived from it for the announced timeout.
+ - L{ChatClient} is what the user sees and types: commands, rendering,
+   and the orderly end of a piped batch (stdin EOF waits for the replies).
+ - L{ConsoleProtocol} connects L{ChatClient} to stdin and stdout.
+
+Text that came from the network is sanitized before it reaches the terminal.
+"""
+
+import os
+import sys
+
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.error import ConnectError, ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver, LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python import usage
+from zope.interface import implementer
+
+from twisted_chat import wire
+from twisted_chat.wire import sanitize
+
+#: Seconds to wait, after stdin ends, for the server to answer what was sent.
+DRAIN_TIMEOUT = 5.0
+#: Seconds a Ctrl-C waits for the quit frame to go out.
+INTERRUPT_GRACE = 1.0
+
+HELP = """\
+* type a line to send it to everybody; a line starting with / is a command:
+*   /nick NAME    change your name
+*   /who          list who is online
+*   /exit [TEXT]  leave (TEXT is your farewell)
+*   /help         this help
+*   //TEXT        send a line that starts with /"""
+
+def _format_seconds(seconds):
+    return "%g" % (seconds,)
+
+
+def render(message):
+    """
+    The line the user sees for a message from the server, or L{None} for
+    messages that show nothing (heartbeat acks, unknown types).
+    """
+    kind = message.get("type")
+    get = lambda field: sanitize(message.get(field, "?"))
+    if kind == "message":
+        return "> %s: %s" % (get("from"), get("text"))
+    if kind == "join":
+        return "* %s joined" % (get("name"),)
+    if kind == "leave":
+        reason = get("reason")
+        if message.get("message") is not None:
+            reason = "%s: %s" % (reason, get("message"))
+        return "* %s left (%s)" % (get("name"), reason)
+    if kind == "nick":
+        return "* %s is now %s" % (get("old"), get("new"))
+    if kind == "who":
+        names = message.get("names")
+        if not isinstance(names, list):
+            names = []
+        return "* online: %s" % (", ".join(sanitize(name) for name in names),)
+    if kind == "error":
+        return "! %s" % (get("message"),)
+    if kind == "shutdown":
+        return "* server shutting down: %s" % (get("message"),)
+    return None
+
+
+def _positive(message, field, default):
+    value = message.get(field)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return default
+    return value
+
+
+class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
+    """
+    The client's connection to the server.
+
+    It reports to a listener (a L{ChatClient}): C{connected(protocol)},
+    C{message_received(message)}, C{bad_frame(text)} and
+    C{disconnected(reason, timed_out)}.
+
+    @ivar heartbeat: the running heartbeat L{LoopingCall}, or L{None}.
+    @ivar server_timeout: seconds of silence after which the server is dead.
+    """
+
+    log = Logger()
+    heartbeat = None
+    welcomed = False
+    timed_out = False
+
+    def __init__(self, clock, listener, timeout=wire.DEFAULT_TIMEOUT):
+        """
+        @param clock: the L{IReactorTime} for heartbeats and the timeout.
+        @param listener: told about everything that happens.
+        @param timeout: seconds to wait for the welcome; the welcome then
+            sets the server's own timeout.
+        """
+        self.clock = clock
+        self.listener = listener
+        self.server_timeout = timeout
+        self.MAX_LENGTH = wire.DEFAULT_MAX_FRAME
+
+    def connectionMade(self):
+        """
+        Start the liveness timer.  (Twisted API.)
+        """
+        self.callLater = self.clock.callLater
+        self.setTimeout(self.server_timeout)
+        self.listener.connected(self)
+
+    def stringReceived(self, payload):
+        """
+        Any frame proves the server alive.  (Twisted API.)
+        """
+        self.resetTimeout()
+        try:
+            message = wire.decode(payload)
+        except wire.ProtocolError as e:
+            self.listener.bad_frame(e.message)
+            return
+        if message["type"] == "welcome" and not self.welcomed:
+            self._welcome(message)
+        self.listener.message_received(message)
+
+    def _welcome(self, message):
+        self.welcomed = True
+        self.MAX_LENGTH = int(_positive(message, "max_frame", wire.DEFAULT_MAX_FRAME))
+        self.server_timeout = _positive(message, "timeout", wire.DEFAULT_TIMEOUT)
+        self.setTimeout(self.server_timeout)
+        self.start_heartbeat(
+            _positive(message, "heartbeat_interval", wire.DEFAULT_HEARTBEAT_INTERVAL)
+        )
+
+    def start_heartbeat(self, interval):
+        """
+        Send a heartbeat every C{interval} seconds, the first one interval
+        from now.
+        """
+        self.stop_heartbeat()
+        self.heartbeat = LoopingCall(self.send_heartbeat)
+        self.heartbeat.clock = self.clock
+        self.heartbeat.start(interval, now=False).addErrback(
+            lambda failure: self.log.failure("heartbeat failed", failure)
+        )
+
+    def stop_heartbeat(self):
+        """
+        Stop the heartbeat, if it runs.
+        """
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
+
+    def send_heartbeat(self):
+        """
+        Send one heartbeat; its C{ts} comes back in the ack.
+        """
+        self.send("heartbeat", ts=self.clock.seconds())
+
+    def send(self, type, **fields):
+        """
+        Send one message to the server.
+        """
+        fields["type"] = type
+        self.sendString(wire.encode(fields))
+
+    def lengthLimitExceeded(self, length):
+        """
+        The server sent a frame larger than it announced.  (Twisted API.)
+        """
+        self.listener.bad_frame(
+            "server sent a frame of %d bytes (max_frame %d)" % (length, self.MAX_LENGTH)
+        )
+        self.transport.abortConnection()
+
+    def timeoutConnection(self):
+        """
+        Nothing arrived for C{server_timeout} seconds: the server is dead.
+        (Twisted API.)
+        """
+        self.timed_out = True
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        """
+        Stop the timer and the heartbeat.  (Twisted API.)
+        """
+        self.setTimeout(None)
+        self.stop_heartbeat()
+        self.listener.disconnected(reason, self.timed_out)
+
+
+class ChatClient:
+    """
+    The chat as the user sees it: typed lines in, rendered lines out.
+
+    @ivar done: fires with the exit status once the session is over.
+    @ivar name: our name in the room, once welcomed.
+    """
+
+    log = Logger()
+    protocol = None
+    name = None
+    max_text = wire.DEFAULT_MAX_TEXT
+
+    def __init__(self, clock, address, out, err, nick=None):
+        """
+        @param clock: an L{IReactorTime}.
+        @param address: C{host:port}, for messages about the connection.
+        @param out: called with each line for the user (stdout).
+        @param err: called with each line about a failure (stderr).
+        @param nick: a name to ask for once welcomed.
+        """
+        self.clock = clock
+        self.address = address
+        self.out = out
+        self.err = err
+        self.nick = nick
+        self.done = defer.Deferred()
+        self.ready = False
+        self.input_ended = False
+        self.quitting = False
+        self.finished = False
+        self.last_seq = None
+        # Frames we sent that the server has not answered yet.
+        self.outstanding = 0
+        self._queued = []
+        self._who = []
+        self._drain_call = None
+
+    # What the user does.
+
+    def line_received(self, line):
+        """
+        A line from the user: a command or a message.  Lines typed before
+        the welcome are queued.
+        """
+        if self.finished or self.quitting:
+            return
+        if not self.ready:
+            self._queued.append(line)
+            return
+        if line.startswith("//"):
+            self._send_text(line[1:])
+        elif line.startswith("/"):
+            self._command(line)
+        elif line:
+            self._send_text(line)
+
+    def _command(self, line):
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if command == "/exit":
+            self.quit(argument or None)
+        elif command == "/nick" and argument:
+            self._request("nick", name=argument)
+        elif command == "/who":
+            self._request("who")
+        elif command == "/help":
+            for help_line in HELP.splitlines():
+                self.out(help_line)
+        else:
+            self.out("! unknown command %s (try /help)" % (sanitize(line),))
+
+    def _send_text(self, text):
+        if len(text) > self.max_text:
+            self.out(
+                "! message too long (%d characters, the limit is %d)"
+                % (len(text), self.max_text)
+            )
+            return
+        self._request("message", text=text)
+
+    def _request(self, type, **fields):
+        self.outstanding += 1
+        self.protocol.send(type, **fields)
+
+    def end_of_input(self):
+        """
+        stdin ended: finish once the server has answered what we sent, or
+        after L{DRAIN_TIMEOUT} seconds.
+        """
+        self.input_ended = True
+        self._maybe_finish()
+
+    def output_lost(self):
+        """
+        stdout is gone: nobody can read us any more, so leave.
+        """
+        self.input_ended = True
+        self.quit()
+
+    def quit(self, message=None):
+        """
+        Leave the room and close the connection.
+        """
+        if self.quitting or self.finished:
+            return
+        self.quitting = True
+        self._cancel_drain()
+        if self.protocol is None:
+            self._finish(0)
+            return
+        if message is None:
+            self.protocol.send("quit")
+        else:
+            self.protocol.send("quit", message=message)
+        self.protocol.transport.loseConnection()
+
+    def interrupt(self):
+        """
+        The program is being stopped (Ctrl-C): send quit and give it
+        L{INTERRUPT_GRACE} seconds to go out.
+
+        @return: a Deferred that fires when we may stop.
+        """
+        if self.finished:
+            return None
+        self.quit()
+        d = defer.Deferred()
+        timer = self.clock.callLater(INTERRUPT_GRACE, d.callback, None)
+
+        def ended(result):
+            if timer.active():
+                timer.cancel()
+                d.callback(None)
+            return result
+
+        self.done.addBoth(ended)
+        return d
+
+    # What the connection does.
+
+    def connection_failed(self, failure):
+        """
+        We could not connect at all.
+        """
+        reason = failure.value
+        if isinstance(reason, ConnectError) and isinstance(reason.osError, int):
+            text = os.strerror(reason.osError)
+        else:
+            text = str(reason).rstrip(".")
+        self.err("cannot connect to %s: %s" % (self.address, text))
+        self._finish(1)
+
+    def connected(self, protocol):
+        """
+        The TCP connection is up.
+        """
+        self.protocol = protocol
+        self.out("chatting server(%s) connect success!" % (self.address,))
+
+    def message_received(self, message):
+        """
+        Handle one message from the server.
+        """
+        kind = message["type"]
+        if kind == "welcome":
+            self._welcome(message)
+            return
+        self._check_seq(message)
+        if kind == "who":
+            self._who_page(message)
+        else:
+            if kind == "message" and message.get("from") == self.name:
+                self._answered()
+            elif kind == "nick" and message.get("old") == self.name:
+                self.name = message.get("new")
+                self._answered()
+            elif kind == "error":
+                self._answered()
+            line = render(message)
+            if line is not None:
+                self.out(line)
+        self._maybe_finish()
+
+    def bad_frame(self, text):
+        """
+        The server sent something we cannot read.
+        """
+        self.out("! bad frame from server: %s" % (sanitize(text),))
+
+    def disconnected(self, reason, timed_out):
+        """
+        The connection is gone; why decides the exit status.
+        """
+        self._cancel_drain()
+        if self.quitting:
+            self._finish(0)
+        elif timed_out:
+            self.err(
+                "server not responding (no data for %s s)"
+                % (_format_seconds(self.protocol.server_timeout),)
+            )
+            self._finish(1)
+        else:
+            self.err("server terminated prematurely")
+            self._finish(1)
+
+    # Internals.
+
+    def _welcome(self, message):
+        self.ready = True
+        self.name = message.get("name")
+        self.max_text = int(_positive(message, "max_text", wire.DEFAULT_MAX_TEXT))
+        seq = message.get("seq")
+        self.last_seq = seq if isinstance(seq, int) else None
+        self.out("* you are %s; type /help for help" % (sanitize(self.name),))
+        if self.nick is not None:
+            self._request("nick", name=self.nick)
+        queued, self._queued = self._queued, []
+        for line in queued:
+            self.line_received(line)
+        self._maybe_finish()
+
+    def _check_seq(self, message):
+        seq = message.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        if self.last_seq is not None and seq > self.last_seq + 1:
+            self.out("! missed events %d..%d" % (self.last_seq + 1, seq - 1))
+        if self.last_seq is None or seq > self.last_seq:
+            self.last_seq = seq
+
+    def _who_page(self, message):
+        names = message.get("names")
+        if isinstance(names, list):
+            self._who.extend(names)
+        if message.get("more"):
+            return
+        names, self._who = self._who, []
+        self._answered()
+        self.out(render({"type": "who", "names": names}))
+
+    def _answered(self):
+        if self.outstanding > 0:
+            self.outstanding -= 1
+
+    def _maybe_finish(self):
+        if not (self.input_ended and self.ready) or self.quitting or self.finished:
+            return
+        if self.outstanding == 0:
+            self.quit()
+        elif self._drain_call is None:
+            self._drain_call = self.clock.callLater(DRAIN_TIMEOUT, self._drain_expired)
+
+    def _drain_expired(self):
+        self._drain_call = None
+        self.out(
+            "! gave up waiting for %d replies from the server" % (self.outstanding,)
+        )
+        self.quit()
+
+    def _cancel_drain(self):
+        if self._drain_call is not None:
+            self._drain_call.cancel()
+            self._drain_call = None
+
+    def _finish(self, status):
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_drain()
+        self.done.callback(status)
+
+
+@implementer(IHalfCloseableProtocol)
+class ConsoleProtocol(LineReceiver):
+    """
+    stdin and stdout for a L{ChatClient}.
+
+    It is half-closeable, so stdin ending leaves stdout open for the replies.
+    """
+
+    delimiter = b"\n"
+
+    def __init__(self, client):
+        self.client = client
+        self._closed = defer.Deferred()
+        self.MAX_LENGTH = wire.DEFAULT_MAX_FRAME
+
+    def lineReceived(self, line):
+        """
+        Pass a typed line on.  (Twisted API.)
+        """
+        text = line.decode("utf-8", "replace")
+        if text.endswith("\r"):
+            text = text[:-1]
+        self.client.line_received(text)
+
+    def lineLengthExceeded(self, line):
+        """
+        Refuse an over-long line but keep reading.  (Twisted API.)
+        """
+        self.write_line("! line too long (more than %d bytes), not sent" % (self.MAX_LENGTH,))
+        self.clearLineBuffer()
+
+    def write_line(self, text):
+        """
+        Write one line to stdout.
+        """
+        if self.transport is not None:
+            self.transport.write(text.encode("utf-8", "replace") + b"\n")
+
+    def readConnectionLost(self):
+        """
+        stdin ended.  (L{IHalfCloseableProtocol}.)
+        """
+        self.client.end_of_input()
+
+    def writeConnectionLost(self):
+        """
+        stdout closed.  (L{IHalfCloseableProtocol}.)
+        """
+        self.client.output_lost()
+
+    def connectionLost(self, reason):
+        """
+        stdio is closed.  (Twisted API.)
+        """
+        if not self._closed.called:
+            self._closed.callback(None)
+        if not self.client.finished:
+            self.client.output_lost()
+
+    def close(self):
+        """
+        Flush stdout and close stdio.
+
+        @return: a Deferred that fires once it is closed.
+        """
+        d = defer.Deferred()
+        self._closed.addBoth(lambda result: d.callback(None))
+        if not self._closed.called:
+            self.transport.loseConnection()
+        return d
+
+
+class Options(usage.Options):
+    """
+    Command-line options of the stdio client.
+    """
+
+    synopsis = "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] [--name NAME]"
+    longdesc = "Chat on a twisted-chat server from a terminal or a pipe."
+
+    optParameters = [
+        ["host", "h", "127.0.0.1", "The server's host name or address."],
+        ["port", "p", wire.DEFAULT_PORT, "The server's port.", usage.portCoerce],
+        ["name", "n", None, "The name to take once connected."],
+    ]
+
+    def postOptions(self):
+        """
+        Check the name before connecting.  (Twisted API.)
+        """
+        if self["name"] is not None:
+            try:
+                wire.check_nick(self["name"])
+            except wire.ProtocolError as e:
+                raise usage.UsageError("--name: %s" % (e.message,))
+
+
+def _write_err(text):
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def main(reactor, *argv):
+    """
+    Run the client until the session ends.  (L{react} API.)
+
+    @return: a Deferred that fires once, when the session is over; it fails
+        with L{SystemExit} for a non-zero exit status.
+    """
+    from twisted.internet.stdio import StandardIO
+
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        _write_err("twisted-chat: %s" % (e,))
+        _write_err("try --help for the options")
+        return defer.fail(SystemExit(2))
+
+    host, port = options["host"], options["port"]
+    address = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+    console = ConsoleProtocol(None)
+    client = ChatClient(reactor, address, console.write_line, _write_err, nick=options["name"])
+    console.client = client
+    StandardIO(console, reactor=reactor)
+
+    endpoint = HostnameEndpoint(reactor, host, port)
+    connectProtocol(endpoint, ChatClientProtocol(reactor, client)).addErrback(
+        client.connection_failed
+    )
+    reactor.addSystemEventTrigger("before", "shutdown", client.interrupt)
+
+    def close_console(status):
+        d = console.close()
+        d.addCallback(lambda _: status)
+        return d
+
+    def exit_with(status):
+        if status:
+            raise SystemExit(status)
+
+    return client.done.addCallback(close_console).addCallback(exit_with)
+
+
+def run():
+    """
+    Console-script entry point.
+    """
+    from twisted.internet.task import react
+
+    react(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    run()
