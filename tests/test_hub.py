@@ -1,0 +1,240 @@
+"""
+Tests for L{twisted_chat.hub}: names, seq, broadcast, with fake members.
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from twisted_chat import wire
+from twisted_chat.hub import ChatHub, IChatClient
+from tests.common import parse_frames
+
+
+@implementer(IChatClient)
+class FakeClient:
+    """
+    A member that records what it is sent.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.frames = []
+        self.aborted = None
+
+    def send_frame(self, data):
+        self.frames.append(data)
+
+    def abort(self, reason):
+        self.aborted = reason
+
+    def events(self):
+        messages = parse_frames(b"".join(self.frames))
+        del self.frames[:]
+        return messages
+
+
+class BrokenClient(FakeClient):
+    """
+    A member whose sends fail.
+    """
+
+    def send_frame(self, data):
+        raise OSError("broken pipe")
+
+
+class HubTests(SynchronousTestCase):
+    """
+    L{ChatHub}.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.hub = ChatHub(self.clock)
+
+    def join(self, *names):
+        members = []
+        for name in names:
+            member = FakeClient(name)
+            self.hub.join(member)
+            members.append(member)
+        for member in members:
+            member.events()
+        return members
+
+    def test_fake_client_provides_interface(self):
+        """
+        The test double is a real IChatClient.
+        """
+        self.assertTrue(verifyObject(IChatClient, FakeClient("a")))
+
+    def test_guest_names(self):
+        """
+        Guests are numbered guest-1, guest-2, ...
+        """
+        self.assertEqual(
+            [self.hub.new_guest_name() for _ in range(3)],
+            ["guest-1", "guest-2", "guest-3"],
+        )
+
+    def test_join_broadcast_to_all(self):
+        """
+        join goes to every member, the newcomer included, with seq 1, 2, ...
+        """
+        alice = FakeClient("alice")
+        self.hub.join(alice)
+        self.assertEqual(alice.events(), [{"type": "join", "name": "alice", "seq": 1}])
+        bob = FakeClient("bob")
+        self.hub.join(bob)
+        expected = [{"type": "join", "name": "bob", "seq": 2}]
+        self.assertEqual(alice.events(), expected)
+        self.assertEqual(bob.events(), expected)
+        self.assertEqual(self.hub.seq, 2)
+        self.assertEqual(len(self.hub), 2)
+
+    def test_message(self):
+        """
+        A message carries seq, sender, text and the clock's time.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.message(alice, "hi")
+        expected = [
+            {"type": "message", "seq": 3, "from": "alice", "text": "hi", "time": 1000.0}
+        ]
+        self.assertEqual(alice.events(), expected)
+        self.assertEqual(bob.events(), expected)
+
+    def test_encoded_once(self):
+        """
+        Every member is sent the very same bytes object.
+        """
+        members = self.join("a", "b", "c")
+        self.hub.message(members[0], "x")
+        self.assertEqual(len({id(member.frames[0]) for member in members}), 1)
+
+    def test_seq_gap_free_across_kinds(self):
+        """
+        seq rises by exactly one per broadcast, whatever its kind.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.message(alice, "1")
+        self.hub.rename(bob, "robert")
+        self.hub.leave(alice, wire.REASON_QUIT)
+        carol = FakeClient("carol")
+        self.hub.join(carol)
+        seqs = [event["seq"] for event in bob.events()]
+        self.assertEqual(seqs, [3, 4, 5, 6])
+
+    def test_rename(self):
+        """
+        rename changes the member's name and broadcasts nick.
+        """
+        alice, bob = self.join("guest-1", "bob")
+        self.hub.rename(alice, "alice")
+        self.assertEqual(alice.name, "alice")
+        self.assertEqual(
+            bob.events(), [{"type": "nick", "old": "guest-1", "new": "alice", "seq": 3}]
+        )
+        self.assertEqual(self.hub.names(), ["alice", "bob"])
+
+    def test_rename_taken_ignoring_case(self):
+        """
+        A name another member holds, in any case, is nick_taken.
+        """
+        alice, bob = self.join("alice", "bob")
+        error = self.assertRaises(wire.ProtocolError, self.hub.rename, bob, "ALICE")
+        self.assertEqual(error.code, wire.NICK_TAKEN)
+        self.assertEqual(bob.name, "bob")
+        self.assertEqual(bob.events(), [])
+
+    def test_rename_own_name_new_case(self):
+        """
+        A member may change the case of its own name.
+        """
+        (alice,) = self.join("alice")
+        self.hub.rename(alice, "Alice")
+        self.assertEqual(self.hub.names(), ["Alice"])
+
+    def test_rename_bad(self):
+        """
+        rename refuses invalid and reserved names.
+        """
+        (alice,) = self.join("alice")
+        for name in ["guest-9", "no spaces", ""]:
+            error = self.assertRaises(wire.ProtocolError, self.hub.rename, alice, name)
+            self.assertEqual(error.code, wire.BAD_NICK)
+        self.assertEqual(alice.name, "alice")
+
+    def test_names_sorted(self):
+        """
+        names() is sorted.
+        """
+        self.join("carol", "alice", "bob")
+        self.assertEqual(self.hub.names(), ["alice", "bob", "carol"])
+
+    def test_leave(self):
+        """
+        leave removes the member and tells the others why.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.leave(alice, wire.REASON_TIMEOUT)
+        self.assertEqual(
+            bob.events(),
+            [{"type": "leave", "name": "alice", "reason": "timeout", "seq": 3}],
+        )
+        self.assertEqual(alice.events(), [])
+        self.assertNotIn(alice, self.hub)
+
+    def test_leave_with_message(self):
+        """
+        A quit message travels in the leave event.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.leave(alice, wire.REASON_QUIT, "bye")
+        self.assertEqual(bob.events()[0]["message"], "bye")
+
+    def test_leave_twice(self):
+        """
+        Leaving twice, or as a non-member, broadcasts nothing.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.leave(alice, wire.REASON_EOF)
+        bob.events()
+        self.hub.leave(alice, wire.REASON_RESET)
+        self.hub.leave(FakeClient("zed"), wire.REASON_EOF)
+        self.assertEqual(bob.events(), [])
+        self.assertEqual(self.hub.seq, 3)
+
+    def test_close(self):
+        """
+        close sends shutdown (no seq) to all and silences later leaves.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.close("bye all")
+        expected = [{"type": "shutdown", "message": "bye all"}]
+        self.assertEqual(alice.events(), expected)
+        self.assertEqual(bob.events(), expected)
+        self.hub.leave(alice, wire.REASON_QUIT)
+        self.assertEqual(bob.events(), [])
+        self.assertEqual(len(self.hub), 1)
+
+    def test_failing_member_does_not_stop_delivery(self):
+        """
+        A member whose send raises is aborted after the others are served,
+        and the failure is logged.
+        """
+        alice = FakeClient("alice")
+        broken = BrokenClient("broken")
+        bob = FakeClient("bob")
+        for member in [alice, broken, bob]:
+            self.hub.join(member)
+        alice.events(), bob.events()
+        self.flushLoggedErrors(OSError)
+        broken.aborted = None
+        self.hub.message(alice, "still here")
+        self.assertEqual(bob.events()[0]["text"], "still here")
+        self.assertEqual(alice.events()[0]["text"], "still here")
+        self.assertEqual(broken.aborted, wire.REASON_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
