@@ -488,6 +488,8 @@ class ConsoleProtocol(LineReceiver):
     """
 
     delimiter = b"\n"
+    _discarding = False
+    _leftover = b""
 
     def __init__(self, client):
         self.client = client
@@ -503,12 +505,33 @@ class ConsoleProtocol(LineReceiver):
             text = text[:-1]
         self.client.line_received(text)
 
+    def dataReceived(self, data):
+        """
+        Split stdin into lines, skipping the rest of an over-long line.
+        (Twisted API.)
+        """
+        while data:
+            if self._discarding:
+                _, found, data = data.partition(self.delimiter)
+                if not found:
+                    return
+                self._discarding = False
+            self._leftover = b""
+            LineReceiver.dataReceived(self, data)
+            data, self._leftover = self._leftover, b""
+
     def lineLengthExceeded(self, line):
         """
         Refuse an over-long line but keep reading.  (Twisted API.)
         """
-        self.write_line("! line too long (more than %d bytes), not sent" % (self.MAX_LENGTH,))
-        self.clearLineBuffer()
+        self.write_line(
+            "! line too long (more than %d bytes), not sent" % (self.MAX_LENGTH,)
+        )
+        _, found, rest = line.partition(self.delimiter)
+        if found:
+            self._leftover = rest
+        else:
+            self._discarding = True
 
     def write_line(self, text):
         """
