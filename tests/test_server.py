@@ -394,7 +394,8 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
     The per-connection expiry timer.
     """
 
-    epsilon = 0.001
+    # A power of two, so that adding it up is exact.
+    epsilon = 2**-10
 
     def setUp(self):
         super().setUp()

@@ -1,0 +1,708 @@
+"""
+Tests for L{twisted_chat.client}: the client protocol, the user-facing
+L{ChatClient}, rendering, and client and server together in memory.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import (
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionRefusedError,
+    DNSLookupError,
+)
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_chat import client as client_module
+from twisted_chat.client import (
+    DRAIN_TIMEOUT,
+    ChatClient,
+    ChatClientProtocol,
+    ConsoleProtocol,
+    Options,
+    render,
+)
+from twisted_chat.server import ChatServerFactory
+from tests.common import frame, parse_frames
+
+WELCOME = {
+    "type": "welcome",
+    "protocol": 1,
+    "name": "guest-7",
+    "heartbeat_interval": 10.0,
+    "timeout": 30.0,
+    "max_frame": 65536,
+    "max_text": 4096,
+    "seq": 4,
+}
+
+
+class ClientMixin:
+    """
+    A L{ChatClient} and its L{ChatClientProtocol} on a L{StringTransport}.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.clock = Clock()
+        self.lines = []
+        self.errors = []
+        self.client = self.make_client()
+
+    def make_client(self, nick=None):
+        self.client = ChatClient(
+            self.clock, "127.0.0.1:56562", self.lines.append, self.errors.append, nick=nick
+        )
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        return self.client
+
+    def deliver(self, **message):
+        self.protocol.dataReceived(frame(**message))
+
+    def welcome(self, **overrides):
+        message = dict(WELCOME, **overrides)
+        self.deliver(**message)
+        del self.lines[:]
+
+    def sent(self):
+        messages = parse_frames(self.transport.value())
+        self.transport.clear()
+        return messages
+
+    def lose(self, exception=ConnectionDone):
+        self.protocol.connectionLost(Failure(exception()))
+
+    def status(self):
+        return self.successResultOf(self.client.done)
+
+
+class HeartbeatTests(ClientMixin, SynchronousTestCase):
+    """
+    The heartbeat LoopingCall.
+    """
+
+    def test_none_before_welcome(self):
+        """
+        Nothing is sent before the welcome says how often to beat.
+        """
+        self.clock.advance(25)
+        self.assertEqual(self.sent(), [])
+        self.assertIsNone(self.protocol.heartbeat)
+
+    def test_cadence_from_welcome(self):
+        """
+        Heartbeats go out every heartbeat_interval from the welcome, the
+        first one interval after it, each carrying the clock's time.
+        """
+        self.clock.advance(100)
+        self.welcome(heartbeat_interval=2.5, timeout=10.0)
+        self.clock.advance(2.4)
+        self.assertEqual(self.sent(), [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.sent(), [{"type": "heartbeat", "ts": 102.5}])
+        self.clock.advance(2.5)
+        self.assertEqual(self.sent(), [{"type": "heartbeat", "ts": 105.0}])
+        for _ in range(4):
+            self.clock.advance(2.5)
+        self.assertEqual([m["ts"] for m in self.sent()], [107.5, 110.0, 112.5, 115.0])
+
+    def test_keeps_beating_while_server_answers(self):
+        """
+        With the server answering, the client stays connected indefinitely.
+        """
+        self.welcome()
+        for _ in range(20):
+            self.clock.advance(10)
+            (heartbeat,) = self.sent()
+            self.deliver(type="heartbeat_ack", ts=heartbeat["ts"], now=1.0)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_stops_on_disconnect(self):
+        """
+        Losing the connection stops the heartbeat and the timer: nothing
+        stays scheduled.
+        """
+        self.welcome()
+        self.lose()
+        self.assertIsNone(self.protocol.heartbeat)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class DeadServerTests(ClientMixin, SynchronousTestCase):
+    """
+    A server that sends nothing for its timeout is declared dead.
+    """
+
+    def test_declared_dead_after_timeout(self):
+        """
+        timeout seconds after the last frame, not before, the client aborts,
+        says why on stderr and exits 1.
+        """
+        self.welcome(timeout=30.0)
+        self.clock.advance(20)
+        self.deliver(type="heartbeat_ack", now=1.0)
+        self.clock.advance(30 - 2**-10)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(2**-10)
+        self.assertTrue(self.transport.disconnecting)
+        self.lose()
+        self.assertEqual(self.errors, ["server not responding (no data for 30 s)"])
+        self.assertEqual(self.status(), 1)
+
+    def test_uses_announced_timeout(self):
+        """
+        The timeout is the one the welcome announces.
+        """
+        self.welcome(heartbeat_interval=1.0, timeout=4.5)
+        self.clock.advance(4.5)
+        self.assertTrue(self.transport.disconnecting)
+        self.lose()
+        self.assertEqual(self.errors, ["server not responding (no data for 4.5 s)"])
+
+    def test_no_welcome(self):
+        """
+        A server that accepts but never greets is dead after the default
+        timeout.
+        """
+        self.clock.advance(29.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_any_frame_counts(self):
+        """
+        Any frame from the server, even one we cannot read, shows it is
+        alive.
+        """
+        self.welcome()
+        for data in [frame(type="join", seq=5, name="x"), frame(type="future"), b"\x00\x00\x00\x01x"]:
+            self.clock.advance(29)
+            self.protocol.dataReceived(data)
+        self.clock.advance(29)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_server_closes(self):
+        """
+        A server that closes the connection ends the session with
+        "server terminated prematurely" and status 1.
+        """
+        self.welcome()
+        self.lose()
+        self.assertEqual(self.errors, ["server terminated prematurely"])
+        self.assertEqual(self.status(), 1)
+
+    def test_oversized_frame(self):
+        """
+        A frame larger than the announced max_frame is refused and the
+        connection dropped.
+        """
+        self.welcome(max_frame=2048)
+        self.protocol.dataReceived(b"\x00\x00\x08\x01")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIn("2049", self.lines[-1])
+
+
+class RenderTests(SynchronousTestCase):
+    """
+    L{render}: one line per event.
+    """
+
+    def test_formats(self):
+        """
+        Every event has its documented line.
+        """
+        cases = [
+            ({"type": "message", "from": "alice", "text": "hello"}, "> alice: hello"),
+            ({"type": "join", "name": "alice"}, "* alice joined"),
+            ({"type": "leave", "name": "alice", "reason": "timeout"}, "* alice left (timeout)"),
+            (
+                {"type": "leave", "name": "bob", "reason": "quit", "message": "bye"},
+                "* bob left (quit: bye)",
+            ),
+            ({"type": "nick", "old": "guest-7", "new": "alice"}, "* guest-7 is now alice"),
+            ({"type": "who", "names": ["alice", "bob"]}, "* online: alice, bob"),
+            ({"type": "error", "code": "x", "message": "no good"}, "! no good"),
+            ({"type": "shutdown", "message": "bye"}, "* server shutting down: bye"),
+        ]
+        for message, line in cases:
+            self.assertEqual(render(message), line)
+
+    def test_silent(self):
+        """
+        Heartbeat acks and unknown types show nothing.
+        """
+        self.assertIsNone(render({"type": "heartbeat_ack", "now": 1}))
+        self.assertIsNone(render({"type": "from-the-future"}))
+
+    def test_sanitized(self):
+        """
+        Names and text from the network cannot reach the terminal raw.
+        """
+        line = render({"type": "message", "from": "x\x1b]0;owned\x07", "text": "\x1b[2J\u202eevil\r"})
+        self.assertEqual(line, "> x\\x1b]0;owned\\x07: \\x1b[2J\\u202eevil\\x0d")
+        self.assertEqual(render({"type": "who", "names": ["a\nb"]}), "* online: a\\x0ab")
+        self.assertEqual(
+            render({"type": "error", "message": "\x9b31m"}), "! \\x9b31m"
+        )
+
+    def test_malformed_fields(self):
+        """
+        Missing or mistyped fields render without raising.
+        """
+        self.assertEqual(render({"type": "message"}), "> ?: ?")
+        self.assertEqual(render({"type": "who", "names": "x"}), "* online: ")
+        self.assertEqual(render({"type": "join", "name": 5}), "* 5 joined")
+
+
+class ChatClientTests(ClientMixin, SynchronousTestCase):
+    """
+    L{ChatClient}: what the user types and sees.
+    """
+
+    def test_connect_line(self):
+        """
+        Connecting prints the classic success line.
+        """
+        self.assertEqual(self.lines, ["chatting server(127.0.0.1:56562) connect success!"])
+
+    def test_welcome_line(self):
+        """
+        The welcome tells the user their name.
+        """
+        del self.lines[:]
+        self.deliver(**WELCOME)
+        self.assertEqual(self.lines, ["* you are guest-7; type /help for help"])
+
+    def test_line_is_message(self):
+        """
+        A typed line is sent as a message.
+        """
+        self.welcome()
+        self.client.line_received("hello there")
+        self.assertEqual(self.sent(), [{"type": "message", "text": "hello there"}])
+
+    def test_empty_line_ignored(self):
+        """
+        An empty line sends nothing.
+        """
+        self.welcome()
+        self.client.line_received("")
+        self.assertEqual(self.sent(), [])
+
+    def test_double_slash(self):
+        """
+        // sends a line that starts with a slash.
+        """
+        self.welcome()
+        self.client.line_received("//shrug")
+        self.assertEqual(self.sent(), [{"type": "message", "text": "/shrug"}])
+
+    def test_commands(self):
+        """
+        /nick and /who send their frames; /help prints help.
+        """
+        self.welcome()
+        self.client.line_received("/nick alice")
+        self.client.line_received("/who")
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice"}, {"type": "who"}])
+        self.client.line_received("/help")
+        self.assertTrue(any("/nick NAME" in line for line in self.lines))
+        self.assertEqual(self.sent(), [])
+
+    def test_unknown_command(self):
+        """
+        An unknown command is reported locally, not sent.
+        """
+        self.welcome()
+        self.client.line_received("/dance now")
+        self.assertEqual(self.lines, ["! unknown command /dance now (try /help)"])
+        self.assertEqual(self.sent(), [])
+
+    def test_exit(self):
+        """
+        /exit sends quit, closes, and the session ends with status 0.
+        """
+        self.welcome()
+        self.client.line_received("/exit see you")
+        self.assertEqual(self.sent(), [{"type": "quit", "message": "see you"}])
+        self.assertTrue(self.transport.disconnecting)
+        self.lose()
+        self.assertEqual(self.status(), 0)
+        self.assertEqual(self.errors, [])
+
+    def test_too_long_not_sent(self):
+        """
+        A line longer than the announced max_text is refused locally.
+        """
+        self.welcome(max_text=10)
+        self.client.line_received("x" * 11)
+        self.assertEqual(self.sent(), [])
+        self.assertEqual(self.lines, ["! message too long (11 characters, the limit is 10)"])
+        self.client.line_received("x" * 10)
+        self.assertEqual(len(self.sent()), 1)
+
+    def test_lines_before_welcome_queued(self):
+        """
+        Lines typed before the welcome are sent after it, after the --name
+        request.
+        """
+        self.make_client(nick="alice")
+        self.client.line_received("early")
+        self.assertEqual(self.sent(), [])
+        self.deliver(**WELCOME)
+        self.assertEqual(
+            self.sent(), [{"type": "nick", "name": "alice"}, {"type": "message", "text": "early"}]
+        )
+
+    def test_events_printed(self):
+        """
+        Events from the server are printed as rendered lines.
+        """
+        self.welcome()
+        self.deliver(type="join", seq=5, name="bob")
+        self.deliver(type="message", seq=6, **{"from": "bob", "text": "hi", "time": 0})
+        self.deliver(type="error", code="nick_taken", message="the name bob is taken")
+        self.assertEqual(self.lines, ["* bob joined", "> bob: hi", "! the name bob is taken"])
+
+    def test_own_nick_tracked(self):
+        """
+        When the server renames us, our name follows.
+        """
+        self.welcome()
+        self.deliver(type="nick", seq=5, old="guest-7", new="alice")
+        self.assertEqual(self.client.name, "alice")
+        self.deliver(type="nick", seq=6, old="bob", new="robert")
+        self.assertEqual(self.client.name, "alice")
+
+    def test_missed_events(self):
+        """
+        A gap in seq is reported.
+        """
+        self.welcome(seq=4)
+        self.deliver(type="join", seq=5, name="a")
+        self.deliver(type="join", seq=8, name="b")
+        self.assertEqual(self.lines, ["* a joined", "! missed events 6..7", "* b joined"])
+
+    def test_who_pages(self):
+        """
+        A who reply over several frames prints as one line.
+        """
+        self.welcome()
+        self.deliver(type="who", names=["a", "b"], more=True)
+        self.assertEqual(self.lines, [])
+        self.deliver(type="who", names=["c"])
+        self.assertEqual(self.lines, ["* online: a, b, c"])
+
+    def test_bad_frame_from_server(self):
+        """
+        A frame that is not JSON is reported and skipped.
+        """
+        self.welcome()
+        self.protocol.dataReceived(b"\x00\x00\x00\x03abc")
+        self.assertEqual(self.lines, ["! bad frame from server: frame is not valid JSON"])
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_connection_refused(self):
+        """
+        A refused connection is one line on stderr and status 1.
+        """
+        client = ChatClient(self.clock, "127.0.0.1:9", self.lines.append, self.errors.append)
+        client.connection_failed(Failure(ConnectionRefusedError(osError=111)))
+        self.assertEqual(self.errors, ["cannot connect to 127.0.0.1:9: Connection refused"])
+        self.assertEqual(self.successResultOf(client.done), 1)
+
+    def test_lookup_failed(self):
+        """
+        A host that does not resolve is one line too.
+        """
+        client = ChatClient(self.clock, "nowhere.invalid:9", self.lines.append, self.errors.append)
+        client.connection_failed(Failure(DNSLookupError("no results")))
+        self.assertEqual(
+            self.errors, ["cannot connect to nowhere.invalid:9: DNS lookup failed: no results"]
+        )
+
+
+class BatchTests(ClientMixin, SynchronousTestCase):
+    """
+    Piped input: stdin ending does not cut off the replies.
+    """
+
+    def echo(self, text, name="guest-7", seq=5):
+        self.deliver(type="message", seq=seq, text=text, time=0, **{"from": name})
+
+    def test_waits_for_echoes(self):
+        """
+        After EOF the client waits until the server has echoed every line,
+        prints them, then quits with status 0.
+        """
+        self.welcome()
+        self.client.line_received("a")
+        self.client.line_received("b")
+        self.client.end_of_input()
+        self.sent()
+        self.echo("a", seq=5)
+        self.assertFalse(self.transport.disconnecting)
+        self.echo("b", seq=6)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.assertTrue(self.transport.disconnecting)
+        self.lose()
+        self.assertEqual(self.lines, ["> guest-7: a", "> guest-7: b"])
+        self.assertEqual(self.status(), 0)
+
+    def test_errors_count_as_replies(self):
+        """
+        A line the server refused is answered too.
+        """
+        self.welcome()
+        self.client.line_received("/nick bob")
+        self.client.end_of_input()
+        self.deliver(type="error", code="nick_taken", message="taken")
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_rename_and_who_in_batch(self):
+        """
+        Renames and who requests in a batch are waited for as well; echoes
+        under the new name still count.
+        """
+        self.welcome()
+        for line in ["/nick alice", "hi", "/who"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(type="nick", seq=5, old="guest-7", new="alice")
+        self.echo("hi", name="alice", seq=6)
+        self.assertFalse(self.transport.disconnecting)
+        self.deliver(type="who", names=["alice"])
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_eof_before_welcome(self):
+        """
+        Input that ends before the welcome is still sent and waited for.
+        """
+        self.client.line_received("early")
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.assertEqual(self.sent(), [{"type": "message", "text": "early"}])
+        self.echo("early")
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_bounded_wait(self):
+        """
+        If replies never come, the client gives up after DRAIN_TIMEOUT.
+        """
+        self.welcome()
+        self.client.line_received("lost")
+        self.client.end_of_input()
+        self.clock.advance(DRAIN_TIMEOUT - 0.1)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.lines, ["! gave up waiting for 1 replies from the server"])
+        self.lose()
+        self.assertEqual(self.status(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nothing_sent(self):
+        """
+        Empty input quits as soon as the welcome arrives.
+        """
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+
+
+class InterruptTests(ClientMixin, SynchronousTestCase):
+    """
+    Ctrl-C: the reactor is stopping.
+    """
+
+    def test_quit_sent(self):
+        """
+        An interrupt sends quit and is done when the connection closes.
+        """
+        self.welcome()
+        d = self.client.interrupt()
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.assertNoResult(d)
+        self.lose()
+        self.successResultOf(d)
+        self.assertEqual(self.status(), 0)
+
+    def test_bounded(self):
+        """
+        An interrupt does not wait forever for a dead connection.
+        """
+        self.welcome()
+        d = self.client.interrupt()
+        self.clock.advance(client_module.INTERRUPT_GRACE)
+        self.successResultOf(d)
+
+
+class ConsoleTests(SynchronousTestCase):
+    """
+    L{ConsoleProtocol}: stdio for the client.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.lines = []
+        self.client = ChatClient(self.clock, "h:1", self.lines.append, self.lines.append)
+        self.console = ConsoleProtocol(self.client)
+        self.transport = StringTransport()
+        self.console.makeConnection(self.transport)
+
+    def test_lines_decoded(self):
+        """
+        CRLF and LF lines arrive as text; invalid UTF-8 is replaced.
+        """
+        received = []
+        self.client.line_received = received.append
+        self.console.dataReceived(b"one\r\ntwo\n\xffthree\n")
+        self.assertEqual(received, ["one", "two", "\ufffdthree"])
+
+    def test_write_line(self):
+        """
+        Lines are written to stdout as UTF-8 with a newline.
+        """
+        self.console.write_line("caf\u00e9")
+        self.assertEqual(self.transport.value(), b"caf\xc3\xa9\n")
+
+    def test_eof_is_end_of_input(self):
+        """
+        stdin ending tells the client the input is over.
+        """
+        self.console.readConnectionLost()
+        self.assertTrue(self.client.input_ended)
+
+    def test_overlong_line(self):
+        """
+        A line too long for a frame is refused; reading goes on.
+        """
+        received = []
+        self.client.line_received = received.append
+        self.console.dataReceived(b"x" * 70000 + b"\nok\n")
+        self.assertIn(b"line too long", self.transport.value())
+        self.assertEqual(received[-1:], ["ok"])
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The client's command line.
+    """
+
+    def test_defaults(self):
+        """
+        By default the client talks to 127.0.0.1:56562 with a guest name.
+        """
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(
+            (options["host"], options["port"], options["name"]), ("127.0.0.1", 56562, None)
+        )
+
+    def test_values(self):
+        """
+        --host, --port and --name are taken.
+        """
+        options = Options()
+        options.parseOptions(["--host", "::1", "--port", "4000", "--name", "alice"])
+        self.assertEqual((options["host"], options["port"], options["name"]), ("::1", 4000, "alice"))
+
+    def test_bad_values(self):
+        """
+        A bad port or name is a usage error.
+        """
+        from twisted.python.usage import UsageError
+
+        for argv in [["--port", "x"], ["--port", "70000"], ["--name", "guest-1"], ["--name", "a b"]]:
+            self.assertRaises(UsageError, Options().parseOptions, argv)
+
+
+class InMemoryTests(SynchronousTestCase):
+    """
+    The real client protocol against the real server protocol, connected in
+    memory, on one clock.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = ChatServerFactory(clock=self.clock, heartbeat_interval=10.0, timeout=30.0)
+        self.pairs = []
+
+    def connect(self, nick=None):
+        lines, errors = [], []
+        chat = ChatClient(self.clock, "memory", lines.append, errors.append, nick=nick)
+        address = IPv4Address("TCP", "127.0.0.1", 1000 + len(self.pairs))
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: self.factory.buildProtocol(address),
+            lambda: ChatClientProtocol(self.clock, chat),
+            clock=self.clock,
+        )
+        self.pairs.append(pump)
+        return chat, client, server, pump, lines, errors
+
+    def advance(self, seconds, step=1.0, pumps=None):
+        """
+        Let time pass, delivering traffic on C{pumps} (all by default).
+        """
+        pumps = self.pairs if pumps is None else pumps
+        for _ in range(int(seconds / step)):
+            self.clock.advance(step)
+            while any([pump.flush() for pump in pumps]):
+                pass
+
+    def test_heartbeats_keep_both_alive(self):
+        """
+        An idle client stays connected for many timeouts: its heartbeats
+        keep the server's timer and the acks keep the client's.
+        """
+        chat, client, server, pump, lines, errors = self.connect()
+        self.advance(300)
+        self.assertFalse(client.transport.disconnecting)
+        self.assertFalse(server.transport.disconnecting)
+        self.assertFalse(chat.finished)
+        self.assertEqual(len(self.factory.hub), 1)
+
+    def test_silence_kills_both(self):
+        """
+        When the network goes silent (nothing delivered either way), each
+        side declares the other dead after its timeout.
+        """
+        chat, client, server, pump, lines, errors = self.connect()
+        other, _, _, other_pump, other_lines, _ = self.connect()
+        self.advance(15)
+        self.advance(30, pumps=[other_pump])
+        # Both ends have aborted; on a dead link nothing is delivered, so
+        # the reactor reports each loss on its own side.
+        self.assertTrue(client.transport.disconnecting)
+        self.assertTrue(server.transport.disconnecting)
+        client.connectionLost(Failure(ConnectionAborted()))
+        server.connectionLost(Failure(ConnectionAborted()))
+        self.assertEqual(errors, ["server not responding (no data for 30 s)"])
+        self.assertEqual(self.successResultOf(chat.done), 1)
+        self.advance(1, pumps=[other_pump])
+        self.assertIn("* guest-1 left (timeout)", other_lines)
+        self.assertFalse(other.finished)
+
+    def test_chat_round_trip(self):
+        """
+        Two clients chat, rename and list the room through the real server.
+        """
+        alice, *_, alice_lines, _ = self.connect(nick="alice")
+        bob, *_, bob_lines, _ = self.connect()
+        self.advance(1)
+        bob.line_received("/nick bob")
+        alice.line_received("hello bob")
+        bob.line_received("/who")
+        self.advance(1)
+        self.assertIn("> alice: hello bob", bob_lines)
+        self.assertIn("* guest-2 is now bob", alice_lines)
+        self.assertEqual(bob_lines[-1], "* online: alice, bob")
+        alice.line_received("/exit bye")
+        self.advance(1)
+        self.assertEqual(self.successResultOf(alice.done), 0)
+        self.assertIn("* alice left (quit: bye)", bob_lines)
