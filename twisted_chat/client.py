@@ -420,9 +420,11 @@ class ChatClient:
         self.max_text = int(_positive(message, "max_text", wire.DEFAULT_MAX_TEXT))
         seq = message.get("seq")
         self.last_seq = seq if isinstance(seq, int) else None
-        self.out("* you are %s; type /help for help" % (sanitize(self.name),))
+        # Ask for the name before anything is shown, so that nothing the
+        # user (or a caller woken by the output) sends can overtake it.
         if self.nick is not None:
             self._request("nick", name=self.nick)
+        self.out("* you are %s; type /help for help" % (sanitize(self.name),))
         queued, self._queued = self._queued, []
         for line in queued:
             self.line_received(line)
