@@ -2,6 +2,7 @@
 Helpers shared by the tests: frame parsing and an in-memory server harness.
 """
 
+import os
 import struct
 
 from twisted.internet.address import IPv4Address
@@ -10,8 +11,24 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+import twisted_chat
 from twisted_chat import wire
 from twisted_chat.server import ChatServerFactory
+
+#: The checkout (or install) the tests import twisted_chat from.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(twisted_chat.__file__)))
+
+
+def child_env():
+    """
+    The environment for a child Python: this one, with the code under test
+    first on its path (trial runs tests from _trial_temp, so a relative
+    path would point elsewhere).
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def parse_frames(data):

@@ -640,7 +640,6 @@ class InMemoryTests(SynchronousTestCase):
         client, server, pump = iosim.connectedServerAndClient(
             lambda: self.factory.buildProtocol(address),
             lambda: ChatClientProtocol(self.clock, chat),
-            clock=self.clock,
         )
         self.pairs.append(pump)
         return chat, client, server, pump, lines, errors

@@ -21,16 +21,15 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import Protocol, ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
-import twisted_chat
 from twisted_chat import wire
 from twisted_chat.client import ChatClient, ChatClientProtocol
 from twisted_chat.server import ChatServerFactory
+from tests.common import child_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(twisted_chat.__file__)))
 TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
 
 
@@ -171,9 +170,7 @@ class LoopbackMixin:
         @return: the L{ChildProcess}; it is killed in cleanup if still
             running.
         """
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
+        env = child_env()
         workdir = self.mktemp()
         os.makedirs(workdir)
         child = ChildProcess()
@@ -337,7 +334,7 @@ class RoomTests(LoopbackMixin, TestCase):
             def connectionMade(self):
                 self.transport.write(wire.encode_frame(welcome))
 
-        factory = __import__("twisted.internet.protocol", fromlist=["Factory"]).Factory.forProtocol(Mute)
+        factory = Factory.forProtocol(Mute)
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(port.stopListening)
         chat = yield self.connect_client(port.getHost().port)

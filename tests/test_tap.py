@@ -14,7 +14,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat import tap
-from tests.common import parse_frames
+from tests.common import child_env, parse_frames
 
 DEFAULTS = {
     "port": "tcp:56562",
@@ -221,5 +221,7 @@ class PluginTests(SynchronousTestCase):
             "print('twisted.internet.reactor' in sys.modules, "
             "any(m.startswith('twisted_chat') for m in sys.modules))"
         )
-        output = subprocess.check_output([sys.executable, "-c", code], timeout=60)
+        output = subprocess.check_output(
+            [sys.executable, "-c", code], env=child_env(), timeout=60
+        )
         self.assertEqual(output.split(), [b"False", b"False"])
