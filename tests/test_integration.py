@@ -7,12 +7,13 @@ Every test is bounded by trial's C{timeout}, and every child process is
 killed in cleanup if it is still running.
 """
 
-import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import (
@@ -171,8 +172,9 @@ class LoopbackMixin:
             running.
         """
         env = child_env()
-        workdir = self.mktemp()
-        os.makedirs(workdir)
+        # Not self.mktemp(): under pytest that lands in the checkout.
+        workdir = tempfile.mkdtemp(prefix="twisted-chat-test-")
+        self.addCleanup(shutil.rmtree, workdir, True)
         child = ChildProcess()
         reactor.spawnProcess(
             child, sys.executable, [sys.executable] + args, env=env, path=workdir, **kwargs
