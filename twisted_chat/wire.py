@@ -21,6 +21,21 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_FRAME = 65536
 DEFAULT_MAX_TEXT = 4096
+DEFAULT_BACKLOG = 1024
+DEFAULT_SENDQ_SOFT = 256 * 1024
+DEFAULT_SENDQ = 1024 * 1024
+DEFAULT_RATE = 5.0
+DEFAULT_BURST = 20
+DEFAULT_MAX_CLIENTS = 10000
+DEFAULT_MAX_PER_IP = 0
+#: The bucket for all frames allows this many times the message rate and
+#: burst, so ordinary clients never meet it.
+FRAME_RATE_FACTOR = 10
+#: Consecutive rejected frames, in multiples of the burst, after which a
+#: client is dropped for flooding.
+FLOOD_FACTOR = 3
+#: The range, in seconds, of a shutdown frame's reconnect_after.
+RECONNECT_AFTER = (1.0, 5.0)
 
 #: The largest frame a peer may announce or configure: 16 MiB.
 MAX_FRAME_LIMIT = 16 * 1024 * 1024
@@ -38,8 +53,23 @@ FRAME_TOO_LARGE = "frame_too_large"
 BAD_NICK = "bad_nick"
 NICK_TAKEN = "nick_taken"
 TEXT_TOO_LONG = "text_too_long"
+RESUME_FAILED = "resume_failed"
+RATE_LIMITED = "rate_limited"
+SERVER_FULL = "server_full"
+TOO_MANY_CONNECTIONS = "too_many_connections"
 ERROR_CODES = frozenset(
-    [BAD_FRAME, UNKNOWN_TYPE, FRAME_TOO_LARGE, BAD_NICK, NICK_TAKEN, TEXT_TOO_LONG]
+    [
+        BAD_FRAME,
+        UNKNOWN_TYPE,
+        FRAME_TOO_LARGE,
+        BAD_NICK,
+        NICK_TAKEN,
+        TEXT_TOO_LONG,
+        RESUME_FAILED,
+        RATE_LIMITED,
+        SERVER_FULL,
+        TOO_MANY_CONNECTIONS,
+    ]
 )
 
 # Leave reasons (the "reason" member of a leave event).
@@ -48,9 +78,22 @@ REASON_EOF = "eof"
 REASON_RESET = "reset"
 REASON_TIMEOUT = "timeout"
 REASON_ERROR = "error"
+REASON_SENDQ = "sendq"
+REASON_FLOOD = "flood"
 LEAVE_REASONS = frozenset(
-    [REASON_QUIT, REASON_EOF, REASON_RESET, REASON_TIMEOUT, REASON_ERROR]
+    [
+        REASON_QUIT,
+        REASON_EOF,
+        REASON_RESET,
+        REASON_TIMEOUT,
+        REASON_ERROR,
+        REASON_SENDQ,
+        REASON_FLOOD,
+    ]
 )
+
+#: The longest session token a client may present.
+SESSION_MAX = 64
 
 _PREFIX = struct.Struct("!I")
 PREFIX_LENGTH = _PREFIX.size
@@ -68,12 +111,15 @@ class ProtocolError(Exception):
 
     @ivar code: one of L{ERROR_CODES}.
     @ivar message: human-readable text for the error frame.
+    @ivar fields: further members of the error frame, such as
+        C{retry_after} or C{oldest_seq}.
     """
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, **fields):
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.fields = fields
 
     def __str__(self):
         return "%s: %s" % (self.code, self.message)
