@@ -1,0 +1,109 @@
+"""
+Tests for L{twisted_chat.sendq}.
+"""
+
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_chat.sendq import SendQueue
+
+
+class SendQueueTests(SynchronousTestCase):
+    """
+    L{SendQueue}.
+    """
+
+    def setUp(self):
+        self.transport = StringTransport()
+        self.drained = []
+        self.queue = SendQueue(self.transport, lambda: self.drained.append(True))
+
+    def test_registered(self):
+        """
+        The queue is the transport's streaming producer.
+        """
+        self.assertIs(self.transport.producer, self.queue)
+        self.assertTrue(self.transport.streaming)
+
+    def test_writes_through(self):
+        """
+        While the transport takes data, writes go straight to it.
+        """
+        self.queue.write(b"abc")
+        self.assertEqual(self.transport.value(), b"abc")
+        self.assertEqual(self.queue.size, 0)
+
+    def test_queues_while_paused(self):
+        """
+        While paused, writes wait and are counted; resuming writes them in
+        order and reports the queue drained.
+        """
+        self.queue.pauseProducing()
+        self.queue.write(b"ab")
+        self.queue.write(b"cde")
+        self.assertEqual((self.transport.value(), self.queue.size, len(self.queue)), (b"", 5, 2))
+        self.queue.resumeProducing()
+        self.assertEqual(self.transport.value(), b"abcde")
+        self.assertEqual(self.queue.size, 0)
+        self.assertEqual(self.drained, [True])
+
+    def test_order_kept_after_resume(self):
+        """
+        A write made while older data still waits goes behind it.
+        """
+        self.queue.pauseProducing()
+        self.queue.write(b"1")
+        self.queue.paused = False
+        self.queue.write(b"2")
+        self.assertEqual(self.transport.value(), b"")
+        self.queue.resumeProducing()
+        self.assertEqual(self.transport.value(), b"12")
+
+    def test_resume_stops_when_paused_again(self):
+        """
+        If the transport fills up again while draining, the rest waits.
+        """
+        self.queue.pauseProducing()
+        for chunk in [b"a", b"b", b"c"]:
+            self.queue.write(chunk)
+        original = self.transport.write
+
+        def write(data):
+            original(data)
+            self.queue.pauseProducing()
+
+        self.transport.write = write
+        self.queue.resumeProducing()
+        self.assertEqual(self.transport.value(), b"a")
+        self.assertEqual(self.queue.size, 2)
+        self.assertEqual(self.drained, [])
+
+    def test_close_after_drain(self):
+        """
+        close waits for the queue, unregisters, then closes.
+        """
+        self.queue.pauseProducing()
+        self.queue.write(b"last")
+        self.queue.close()
+        self.assertFalse(self.transport.disconnecting)
+        self.queue.resumeProducing()
+        self.assertEqual(self.transport.value(), b"last")
+        self.assertIsNone(self.transport.producer)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_close_empty(self):
+        """
+        With nothing waiting, close closes at once.
+        """
+        self.queue.close()
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_stop(self):
+        """
+        stopProducing drops what waits.
+        """
+        self.queue.pauseProducing()
+        self.queue.write(b"lost")
+        self.queue.stopProducing()
+        self.assertEqual(self.queue.size, 0)
+        self.assertEqual(len(self.queue), 0)
