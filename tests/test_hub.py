@@ -20,10 +20,11 @@ class FakeClient:
 
     def __init__(self, name):
         self.name = name
+        self.session = "session-" + name
         self.frames = []
         self.aborted = None
 
-    def send_frame(self, data):
+    def deliver(self, seq, data):
         self.frames.append(data)
 
     def abort(self, reason):
@@ -40,7 +41,7 @@ class BrokenClient(FakeClient):
     A member whose sends fail.
     """
 
-    def send_frame(self, data):
+    def deliver(self, seq, data):
         raise OSError("broken pipe")
 
 
@@ -58,7 +59,7 @@ class HubTests(SynchronousTestCase):
         members = []
         for name in names:
             member = FakeClient(name)
-            self.hub.join(member)
+            self.hub.join(member, self.hub.seq)
             members.append(member)
         for member in members:
             member.events()
@@ -84,10 +85,10 @@ class HubTests(SynchronousTestCase):
         join goes to every member, the newcomer included, with seq 1, 2, ...
         """
         alice = FakeClient("alice")
-        self.hub.join(alice)
+        self.hub.join(alice, self.hub.seq)
         self.assertEqual(alice.events(), [{"type": "join", "name": "alice", "seq": 1}])
         bob = FakeClient("bob")
-        self.hub.join(bob)
+        self.hub.join(bob, self.hub.seq)
         expected = [{"type": "join", "name": "bob", "seq": 2}]
         self.assertEqual(alice.events(), expected)
         self.assertEqual(bob.events(), expected)
@@ -123,7 +124,7 @@ class HubTests(SynchronousTestCase):
         self.hub.rename(bob, "robert")
         self.hub.leave(alice, wire.REASON_QUIT)
         carol = FakeClient("carol")
-        self.hub.join(carol)
+        self.hub.join(carol, self.hub.seq)
         seqs = [event["seq"] for event in bob.events()]
         self.assertEqual(seqs, [3, 4, 5, 6])
 
@@ -209,16 +210,80 @@ class HubTests(SynchronousTestCase):
 
     def test_close(self):
         """
-        close sends shutdown (no seq) to all and silences later leaves.
+        Once the room is closing, leaves are not broadcast.
         """
         alice, bob = self.join("alice", "bob")
-        self.hub.close("bye all")
-        expected = [{"type": "shutdown", "message": "bye all"}]
-        self.assertEqual(alice.events(), expected)
-        self.assertEqual(bob.events(), expected)
+        self.hub.close()
         self.hub.leave(alice, wire.REASON_QUIT)
         self.assertEqual(bob.events(), [])
         self.assertEqual(len(self.hub), 1)
+
+    def test_backlog_keeps_exact_frames(self):
+        """
+        The backlog holds the frames exactly as sent, the newest K only.
+        """
+        self.hub = ChatHub(self.clock, backlog=3)
+        (alice,) = self.join("alice")
+        for text in "abcde":
+            self.hub.message(alice, text)
+        self.assertEqual(list(self.hub.backlog), alice.frames[-3:])
+        self.assertEqual(self.hub.oldest_seq, 4)
+
+    def test_replay(self):
+        """
+        replay gives the (seq, frame) pairs after a seq, or None once the
+        backlog no longer reaches back, or for a seq never reached.
+        """
+        self.hub = ChatHub(self.clock, backlog=3)
+        (alice,) = self.join("alice")
+        for text in "abcde":
+            self.hub.message(alice, text)
+        self.assertEqual([seq for seq, _ in self.hub.replay(3)], [4, 5, 6])
+        self.assertEqual(self.hub.replay(5), [(6, alice.frames[-1])])
+        self.assertEqual(self.hub.replay(6), [])
+        self.assertIsNone(self.hub.replay(2))
+        self.assertIsNone(self.hub.replay(7))
+        self.assertIsNone(self.hub.replay(-1))
+
+    def test_join_catches_up(self):
+        """
+        join first sends what the newcomer missed since the seq it saw.
+        """
+        (alice,) = self.join("alice")
+        self.hub.message(alice, "x")
+        bob = FakeClient("bob")
+        self.hub.join(bob, 1)
+        self.assertEqual([e["type"] for e in bob.events()], ["message", "join"])
+
+    def test_resume_stale(self):
+        """
+        Resuming a session whose connection still holds the name moves the
+        name over, aborts the old connection, and broadcasts nothing.
+        """
+        alice, bob = self.join("alice", "bob")
+        self.hub.message(bob, "while away")
+        new = FakeClient("guest-9")
+        bob.events()
+        self.assertEqual(self.hub.resume(new, alice.session, 2), 1)
+        self.assertEqual(new.name, "alice")
+        self.assertEqual(new.session, alice.session)
+        self.assertEqual(alice.aborted, wire.REASON_QUIT)
+        self.assertEqual(bob.events(), [])
+        self.hub.leave(alice, wire.REASON_RESET)
+        self.assertEqual(bob.events(), [])
+        self.assertIn(new, self.hub)
+
+    def test_resume_failed(self):
+        """
+        An unknown session, or one too far back, is resume_failed.
+        """
+        (alice,) = self.join("alice")
+        for token, seq in [("nope", 1), (alice.session, 5)]:
+            error = self.assertRaises(
+                wire.ProtocolError, self.hub.resume, FakeClient("x"), token, seq
+            )
+            self.assertEqual(error.code, wire.RESUME_FAILED)
+            self.assertEqual(error.fields, {"oldest_seq": 1})
 
     def test_failing_member_does_not_stop_delivery(self):
         """
@@ -229,7 +294,7 @@ class HubTests(SynchronousTestCase):
         broken = BrokenClient("broken")
         bob = FakeClient("bob")
         for member in [alice, broken, bob]:
-            self.hub.join(member)
+            self.hub.join(member, self.hub.seq)
         alice.events(), bob.events()
         self.flushLoggedErrors(OSError)
         broken.aborted = None

@@ -4,9 +4,13 @@ The chat room: who is in it, what they are called, and the event sequence.
 
 L{ChatHub} knows nothing of sockets.  It talks to its members through
 L{IChatClient}, so the server's protocol is one implementation and the tests
-use small fakes.  Every broadcast event gets the next C{seq} and is encoded
-into frame bytes once; every member is sent the same bytes.
+use small fakes.  Every broadcast event gets the next C{seq}, is encoded into
+frame bytes once, is kept in a bounded backlog for replay, and every member
+is sent the same bytes.
 """
+
+from collections import OrderedDict, deque
+from itertools import islice
 
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
@@ -20,10 +24,11 @@ class IChatClient(Interface):
     """
 
     name = Attribute("The member's current name; the hub assigns it.")
+    session = Attribute("The member's session token.")
 
-    def send_frame(data):
+    def deliver(seq, data):
         """
-        Queue complete frame bytes (length prefix included) for the member.
+        Queue the frame bytes (length prefix included) of event C{seq}.
         """
 
     def abort(reason):
@@ -32,31 +37,59 @@ class IChatClient(Interface):
         """
 
 
+class _Session:
+    """
+    What a session token stands for: a name, and the connection using it
+    (L{None} once that connection has ended).
+    """
+
+    __slots__ = ("name", "client")
+
+    def __init__(self, name, client):
+        self.name = name
+        self.client = client
+
+
 class ChatHub:
     """
-    The room: members by name, the C{seq} counter, and broadcasting.
+    The room: members by name, the C{seq} counter, the backlog, sessions.
 
     @ivar seq: the C{seq} of the last broadcast event, 0 before the first.
     @ivar closing: set by L{close}; leaves are then no longer broadcast.
+    @ivar backlog: the frames of the last events, oldest first.
     """
 
     log = Logger()
 
-    def __init__(self, clock):
+    def __init__(self, clock, backlog=wire.DEFAULT_BACKLOG):
         """
         @param clock: an L{IReactorTime}; message events carry its time.
+        @param backlog: how many events to keep for replay.
         """
         self.clock = clock
         self.seq = 0
         self.closing = False
+        self.backlog = deque(maxlen=backlog)
         self._members = {}
         self._guests = 0
+        self._sessions = {}
+        # Sessions whose connection ended, with the seq they ended at,
+        # oldest first: they stay resumable while the backlog reaches back.
+        self._ended = OrderedDict()
 
     def __len__(self):
         return len(self._members)
 
     def __contains__(self, client):
         return self._members.get(client.name.lower()) is client
+
+    @property
+    def oldest_seq(self):
+        """
+        The seq of the oldest event still in the backlog (C{seq + 1} when
+        the backlog is empty).
+        """
+        return self.seq - len(self.backlog) + 1
 
     def new_guest_name(self):
         """
@@ -65,7 +98,7 @@ class ChatHub:
         while True:
             self._guests += 1
             name = "%s%d" % (wire.GUEST_PREFIX, self._guests)
-            if name not in self._members:
+            if name.lower() not in self._members:
                 return name
 
     def names(self):
@@ -74,13 +107,99 @@ class ChatHub:
         """
         return sorted(member.name for member in self._members.values())
 
-    def join(self, client):
+    def replay(self, after_seq):
         """
-        Add C{client}, under the name it already carries, and broadcast
-        C{join}.
+        The events after C{after_seq}, as (seq, frame) pairs.
+
+        @return: a list, or L{None} if the backlog no longer reaches back to
+            C{after_seq + 1} (or C{after_seq} is not a seq we have reached).
         """
-        self._members[client.name.lower()] = client
+        if not 0 <= after_seq <= self.seq:
+            return None
+        oldest = self.oldest_seq
+        if after_seq + 1 < oldest:
+            return None
+        start = after_seq + 1 - oldest
+        return [
+            (oldest + start + i, data)
+            for i, data in enumerate(islice(self.backlog, start, None))
+        ]
+
+    def _catch_up(self, client, after_seq):
+        """
+        Send C{client} the events after C{after_seq} that it has not seen.
+
+        @return: how many were sent.
+        """
+        frames = self.replay(after_seq) or []
+        for seq, data in frames:
+            client.deliver(seq, data)
+        return len(frames)
+
+    def join(self, client, after_seq):
+        """
+        Add C{client}, under the name it carries, and broadcast C{join}.
+
+        @param after_seq: the seq of the last event the client has seen (the
+            one its welcome announced); anything since is replayed first, so
+            it misses nothing between welcome and join.
+        """
+        self._catch_up(client, after_seq)
+        self._add(client)
         self._broadcast({"type": "join", "name": client.name})
+
+    def resume(self, client, token, last_seq):
+        """
+        Continue session C{token} on C{client}, replaying what it missed.
+
+        If the session's old connection still holds its name (a stale,
+        half-open connection the server has not yet expired), that connection
+        is aborted and C{client} takes its place without a leave or a join.
+        If the old connection has already left, C{client} joins under the
+        session's name when it is free (its own guest name otherwise).
+
+        @param last_seq: the seq of the last event the client saw.
+        @return: how many events were replayed.
+        @raise wire.ProtocolError: L{wire.RESUME_FAILED}, with C{oldest_seq},
+            if the session is unknown or the backlog no longer reaches
+            C{last_seq + 1}.
+        """
+        session = self._sessions.get(token)
+        frames = None if session is None else self.replay(last_seq)
+        if frames is None:
+            raise wire.ProtocolError(
+                wire.RESUME_FAILED,
+                "unknown session" if session is None else
+                "event %d is no longer kept" % (last_seq + 1,),
+                oldest_seq=self.oldest_seq,
+            )
+        old = session.client
+        for seq, data in frames:
+            client.deliver(seq, data)
+        if old is client:
+            return len(frames)
+        client.session = token
+        if old is not None and old in self:
+            del self._members[old.name.lower()]
+            client.name = old.name
+            self._add(client, session)
+            old.abort(wire.REASON_QUIT)
+            return len(frames)
+        if session.name.lower() not in self._members:
+            client.name = session.name
+        self._ended.pop(token, None)
+        self._add(client, session)
+        self._broadcast({"type": "join", "name": client.name})
+        return len(frames)
+
+    def _add(self, client, session=None):
+        if session is None:
+            session = _Session(client.name, client)
+        else:
+            session.name = client.name
+            session.client = client
+        self._members[client.name.lower()] = client
+        self._sessions[client.session] = session
 
     def leave(self, client, reason, message=None):
         """
@@ -92,12 +211,30 @@ class ChatHub:
         if client not in self:
             return
         del self._members[client.name.lower()]
+        session = self._sessions.get(client.session)
+        if session is not None and session.client is client:
+            session.client = None
+            session.name = client.name
+            self._ended[client.session] = self.seq
+            self._forget_ended()
         if self.closing:
             return
         event = {"type": "leave", "name": client.name, "reason": reason}
         if message is not None:
             event["message"] = message
         self._broadcast(event)
+
+    def _forget_ended(self):
+        """
+        Forget ended sessions that can no longer be resumed.
+        """
+        oldest = self.oldest_seq
+        while self._ended:
+            token, ended_seq = next(iter(self._ended.items()))
+            if ended_seq + 1 >= oldest and len(self._ended) <= len(self.backlog) + 1:
+                break
+            del self._ended[token]
+            del self._sessions[token]
 
     def rename(self, client, new_name):
         """
@@ -117,6 +254,7 @@ class ChatHub:
         del self._members[old_name.lower()]
         self._members[key] = client
         client.name = new_name
+        self._sessions[client.session].name = new_name
         self._broadcast({"type": "nick", "old": old_name, "new": new_name})
 
     def message(self, client, text):
@@ -132,33 +270,28 @@ class ChatHub:
             }
         )
 
-    def close(self, message):
+    def close(self):
         """
-        Stop broadcasting leaves and send every member a C{shutdown} frame.
+        The server is stopping: from now on, leaves are not broadcast.
         """
         self.closing = True
-        self._send_all(wire.encode_frame({"type": "shutdown", "message": message}))
 
     def _broadcast(self, event):
         """
-        Give C{event} the next C{seq} and send it to every member.
+        Give C{event} the next C{seq}, keep it, and send it to every member.
 
         This is the only place C{seq} changes, so it rises by exactly one per
-        event and every member sees the same order.
+        event and every member sees the same order.  A member whose delivery
+        fails is aborted after the others have been served.
         """
         self.seq += 1
-        event["seq"] = self.seq
-        self._send_all(wire.encode_frame(event))
-
-    def _send_all(self, data):
-        """
-        Send C{data} to every member; a member whose send fails is aborted
-        after the others have been served.
-        """
+        seq = event["seq"] = self.seq
+        data = wire.encode_frame(event)
+        self.backlog.append(data)
         failed = []
         for client in list(self._members.values()):
             try:
-                client.send_frame(data)
+                client.deliver(seq, data)
             except Exception:
                 self.log.failure("sending to {name} failed", name=client.name)
                 failed.append(client)
