@@ -73,16 +73,20 @@ class ServerMixin:
         kwargs.setdefault("timeout", self.timeout)
         return ChatServerFactory(clock=self.clock, **kwargs)
 
-    def connect(self, port=40000):
+    def connect(self, port=40000, join=True, host="127.0.0.1"):
         """
         Connect a new client.
 
+        @param join: send a first frame (a heartbeat), as clients do, so the
+            connection joins the room at once; otherwise it stays pending.
         @return: the server protocol and its transport.
         """
-        address = IPv4Address("TCP", "127.0.0.1", port)
+        address = IPv4Address("TCP", host, port)
         protocol = self.factory.buildProtocol(address)
         transport = StringTransport(peerAddress=address)
         protocol.makeConnection(transport)
+        if join:
+            protocol.dataReceived(frame(type="heartbeat"))
         return protocol, transport
 
     def connect_many(self, count):

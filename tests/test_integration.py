@@ -299,6 +299,8 @@ class RoomTests(LoopbackMixin, TestCase):
         raw = RawClient()
         yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), raw)
         yield raw.wait_for_type("welcome")
+        raw.sendString(wire.encode({"type": "heartbeat"}))
+        yield raw.wait_for_type("heartbeat_ack")
         handle = raw.transport.getHandle()
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         raw.transport.abortConnection()
@@ -317,6 +319,9 @@ class RoomTests(LoopbackMixin, TestCase):
         observer = yield self.connect_client(server.port)
         raw = RawClient()
         yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), raw)
+        # One frame, so it is in the room; then nothing ever again.
+        raw.sendString(wire.encode({"type": "heartbeat"}))
+        yield observer.transcript.wait_for("* guest-2 joined")
         yield observer.transcript.wait_for("* guest-2 left (timeout)")
         yield raw.lost
         self.assertEqual(len(server.connections), 1)

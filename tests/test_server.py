@@ -19,16 +19,17 @@ from tests.common import ServerMixin, frame, parse_frames
 
 class WelcomeTests(ServerMixin, SynchronousTestCase):
     """
-    What a client is sent when it connects.
+    What a client is sent when it connects, and when it joins.
     """
 
-    def test_welcome_then_join(self):
+    def test_welcome(self):
         """
-        The first frame is welcome with the server's settings; the room then
-        announces the newcomer to everyone, the newcomer included.
+        The first frame is welcome with the server's settings and a session
+        token; nothing else is sent while the connection is pending.
         """
-        protocol, transport = self.connect()
-        welcome, join = self.received(transport)
+        protocol, transport = self.connect(join=False)
+        (welcome,) = self.received(transport)
+        session = welcome.pop("session")
         self.assertEqual(
             welcome,
             {
@@ -40,10 +41,40 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
                 "max_frame": 65536,
                 "max_text": 4096,
                 "seq": 0,
+                "backlog": 1024,
+                "sendq": 1048576,
+                "rate": {"burst": 20, "per_second": 5.0},
             },
         )
-        self.assertEqual(join, {"type": "join", "seq": 1, "name": "guest-1"})
+        self.assertIsInstance(session, str)
+        self.assertGreaterEqual(len(session), 22)
         self.assertEqual(protocol.name, "guest-1")
+
+    def test_first_frame_joins(self):
+        """
+        The first frame makes the client join: the room, the client
+        included, is told before the frame is answered.
+        """
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.send(protocol, type="heartbeat")
+        join, ack = self.received(transport)
+        self.assertEqual(join, {"type": "join", "seq": 1, "name": "guest-1"})
+        self.assertEqual(ack["type"], "heartbeat_ack")
+
+    def test_silent_client_joins_after_hold(self):
+        """
+        A client that says nothing joins after the join hold.
+        """
+        (_, first), = self.connect_many(1)
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.clock.advance(self.factory.join_hold - 2**-10)
+        self.assertEqual(self.received(first), [])
+        self.clock.advance(2**-10)
+        expected = [{"type": "join", "seq": 2, "name": "guest-2"}]
+        self.assertEqual(self.received(first), expected)
+        self.assertEqual(self.received(transport), expected)
 
     def test_welcome_seq_is_last_event(self):
         """
@@ -53,10 +84,41 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         (first, _), = self.connect_many(1)
         self.send(first, type="message", text="hi")
         _, transport = self.connect()
-        welcome, join = self.received(transport)
+        welcome, join, _ = self.received(transport)
         self.assertEqual(welcome["seq"], 2)
         self.assertEqual(join["seq"], 3)
         self.assertEqual(welcome["name"], "guest-2")
+
+    def test_nothing_missed_while_pending(self):
+        """
+        Events broadcast while a client is pending are sent to it, in order,
+        before its join: no gap after its welcome's seq.
+        """
+        (member, _), = self.connect_many(1)
+        protocol, transport = self.connect(join=False)
+        self.send(member, type="message", text="one")
+        self.send(member, type="message", text="two")
+        self.send(protocol, type="heartbeat")
+        messages = self.received(transport)
+        self.assertEqual(
+            [(m["type"], m.get("seq")) for m in messages],
+            [("welcome", 1), ("message", 2), ("message", 3), ("join", 4), ("heartbeat_ack", None)],
+        )
+
+    def test_pending_leaves_silently(self):
+        """
+        A connection that closes before joining was never announced, so
+        nobody is told it left.
+        """
+        (_, first), = self.connect_many(1)
+        protocol, _ = self.connect(join=False)
+        self.lose(protocol)
+        self.clock.advance(self.factory.join_hold)
+        self.assertEqual(self.received(first), [])
+        # Only the member's expiry timer is left: the pending connection's
+        # timer and join hold went with it.
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(len(self.factory.connections), 1)
 
     def test_join_seen_by_others(self):
         """
@@ -66,19 +128,29 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         self.connect()
         self.assertEqual(self.received(first), [{"type": "join", "seq": 2, "name": "guest-2"}])
 
+    def test_sessions_differ(self):
+        """
+        Every connection gets its own session token.
+        """
+        tokens = {self.connect()[0].session for _ in range(20)}
+        self.assertEqual(len(tokens), 20)
+
     def test_settings_announced(self):
         """
         welcome announces the factory's own settings.
         """
         self.factory = self.make_factory(
-            heartbeat_interval=2.5, timeout=7.0, max_frame=4096, max_text=100
+            heartbeat_interval=2.5, timeout=7.0, max_frame=4096, max_text=100,
+            backlog=10, sendq=9999, rate=1.5, burst=3,
         )
-        _, transport = self.connect()
+        _, transport = self.connect(join=False)
         welcome = self.received(transport)[0]
         self.assertEqual(
             (welcome["heartbeat_interval"], welcome["timeout"]), (2.5, 7.0)
         )
         self.assertEqual((welcome["max_frame"], welcome["max_text"]), (4096, 100))
+        self.assertEqual((welcome["backlog"], welcome["sendq"]), (10, 9999))
+        self.assertEqual(welcome["rate"], {"burst": 3, "per_second": 1.5})
 
     def test_provides_chat_client(self):
         """
@@ -685,26 +757,57 @@ class ShutdownTests(ServerMixin, SynchronousTestCase):
 
     def test_shutdown_frame_then_close(self):
         """
-        Every client is sent shutdown and closed; nobody is sent leave
-        events; the Deferred fires once all are gone.
+        Every client is sent shutdown, with its own reconnect_after between
+        1 and 5 s, and closed; nobody is sent leave events; the Deferred
+        fires once all are gone.
         """
-        pairs = self.connect_many(3)
+        pairs = self.connect_many(5)
         d = self.factory.shutdown("maintenance")
+        delays = []
         for _, transport in pairs:
-            self.assertEqual(
-                parse_frames(transport.value()),
-                [{"type": "shutdown", "message": "maintenance"}],
-            )
+            (shutdown,) = parse_frames(transport.value())
+            delays.append(shutdown.pop("reconnect_after"))
+            self.assertEqual(shutdown, {"type": "shutdown", "message": "maintenance"})
             self.assertTrue(transport.disconnecting)
+        self.assertTrue(all(1 <= delay <= 5 for delay in delays))
+        self.assertEqual(len(set(delays)), 5)
         self.assertNoResult(d)
-        for protocol, _ in pairs[:2]:
+        for protocol, _ in pairs[:4]:
             self.lose(protocol)
         self.assertNoResult(d)
-        self.lose(pairs[2][0])
+        self.lose(pairs[4][0])
         self.successResultOf(d)
         for _, transport in pairs:
             self.assertEqual(len(parse_frames(transport.value())), 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_no_newcomers(self):
+        """
+        A connection made during the shutdown is refused.
+        """
+        self.connect_many(1)
+        self.factory.shutdown()
+        protocol, transport = self.connect(join=False)
+        (error,) = self.received(transport)
+        self.assertEqual(error["code"], "server_full")
+        self.assertTrue(transport.disconnecting)
+
+    def test_queued_frames_flushed_first(self):
+        """
+        A client whose transport is full gets its queued frames, then the
+        shutdown, before the connection closes.
+        """
+        ((reader, reader_t), (talker, _)) = self.connect_many(2)
+        reader_t.producer.pauseProducing()
+        self.send(talker, type="message", text="queued")
+        self.factory.shutdown()
+        self.assertEqual(reader_t.value(), b"")
+        self.assertFalse(reader_t.disconnecting)
+        reader_t.producer.resumeProducing()
+        self.assertEqual(
+            [m["type"] for m in self.received(reader_t)], ["message", "shutdown"]
+        )
+        self.assertTrue(reader_t.disconnecting)
 
     def test_stragglers_aborted(self):
         """
@@ -719,5 +822,17 @@ class ShutdownTests(ServerMixin, SynchronousTestCase):
         self.assertTrue(slow_t.disconnected)
         self.assertNoResult(d)
         self.lose(slow, ConnectionAborted)
+        self.successResultOf(d)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_abort_all(self):
+        """
+        abort_all (a second signal) ends the grace period at once.
+        """
+        ((protocol, transport),) = self.connect_many(1)
+        d = self.factory.shutdown(grace=60.0)
+        self.factory.abort_all()
+        self.assertTrue(transport.disconnected)
+        self.lose(protocol, ConnectionAborted)
         self.successResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -8,7 +8,16 @@ L{ChatHub}, and keeps a L{TimeoutMixin} expiry timer on the factory's clock
 that every received frame resets.  A connection that stays silent for
 C{timeout} seconds is aborted and the room is told it left with reason
 C{timeout}.
+
+No client can hurt the others: what the server holds for a client that does
+not read is bounded (L{SendQueue}), frames and messages are rate-limited
+(L{TokenBucket}), and the number of connections is capped.
 """
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from random import Random
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
@@ -20,6 +29,8 @@ from zope.interface import implementer
 
 from twisted_chat import wire
 from twisted_chat.hub import ChatHub, IChatClient
+from twisted_chat.ratelimit import TokenBucket
+from twisted_chat.sendq import SendQueue
 
 #: Seconds a graceful shutdown waits for connections to flush and close
 #: before it aborts the rest (a dead peer never acknowledges a FIN).
@@ -28,11 +39,35 @@ DEFAULT_SHUTDOWN_MESSAGE = "server is shutting down"
 #: How the log says a connection ended in a shutdown; the room is closing,
 #: so no leave event carries it.
 _SHUTDOWN = "shutdown"
+#: Seconds a new connection may stay silent before the room is told it
+#: joined.  Its first frame ends the wait at once; a resume in its place
+#: continues an old session without any join.
+JOIN_HOLD = 1.0
 
 #: Bytes of a who frame that are not names: {"type":"who","names":[],...}.
 _WHO_OVERHEAD = 64
 #: How much of an unknown type is quoted back in the error message.
 _QUOTE_MAX = 40
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """
+    Everything about the server that an option can change.
+    """
+
+    heartbeat_interval: float = wire.DEFAULT_HEARTBEAT_INTERVAL
+    timeout: float = wire.DEFAULT_TIMEOUT
+    max_frame: int = wire.DEFAULT_MAX_FRAME
+    max_text: int = wire.DEFAULT_MAX_TEXT
+    backlog: int = wire.DEFAULT_BACKLOG
+    sendq_soft: int = wire.DEFAULT_SENDQ_SOFT
+    sendq: int = wire.DEFAULT_SENDQ
+    rate: float = wire.DEFAULT_RATE
+    burst: int = wire.DEFAULT_BURST
+    max_clients: int = wire.DEFAULT_MAX_CLIENTS
+    max_per_ip: int = wire.DEFAULT_MAX_PER_IP
+    verbose: bool = False
 
 
 def format_peer(address):
@@ -68,48 +103,113 @@ def paginate_names(names, max_frame):
     return pages
 
 
+def _check_resume(message):
+    """
+    The session and last_seq of a resume message.
+
+    @raise wire.ProtocolError: L{wire.BAD_FRAME} if either is malformed.
+    """
+    token = message.get("session")
+    last_seq = message.get("last_seq")
+    if not isinstance(token, str) or not 0 < len(token) <= wire.SESSION_MAX:
+        raise wire.ProtocolError(wire.BAD_FRAME, '"session" must be a session token')
+    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+        raise wire.ProtocolError(
+            wire.BAD_FRAME, '"last_seq" must be a whole number, 0 or more'
+        )
+    return token, last_seq
+
+
 @implementer(IChatClient)
 class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     """
     One client connection.
 
+    A connection is I{pending} from its welcome until its first frame (or
+    L{JOIN_HOLD} seconds): it is then either joined to the room, or, if that
+    frame is a resume, continues an earlier session.
+
     @ivar name: the client's name in the room.
     @ivar peer: the client's address, as the log shows it.
+    @ivar session: the client's session token.
+    @ivar joined: whether the client is in the room yet.
+    @ivar sendq: the L{SendQueue} of frames the client has not taken yet.
     """
 
     log = Logger()
     name = None
     peer = None
+    session = None
+    sendq = None
+    joined = False
+    # Whether the factory let this connection in (see ChatServerFactory.admit).
+    _admitted = False
     # How the connection is ending, once we know better than connectionLost's
-    # reason can tell (quit, timeout, error); None while it is running.
+    # reason can tell (quit, timeout, error, ...); None while it is running.
     _leave_reason = None
     _leave_message = None
     # Once set, incoming data is ignored: we are closing the connection.
     _closing = False
+    _welcome_seq = 0
+    _join_call = None
+    # The first event this client was not sent because it lagged; None
+    # while it keeps up.
+    _lagged_from = None
+    _lag_call = None
+    # Frames refused by flood control since the last one accepted.
+    _rejected = 0
 
     def connectionMade(self):
         """
-        Greet the client and tell the room it joined.  (Twisted API.)
+        Greet the client, unless the server cannot take it.  (Twisted API.)
         """
         factory = self.factory
+        settings = factory.settings
+        clock = factory.clock
         hub = factory.hub
-        self.MAX_LENGTH = factory.max_frame
-        self.callLater = factory.clock.callLater
+        self.callLater = clock.callLater
         self.peer = format_peer(self.transport.getPeer())
-        factory.connection_made(self)
-        self.setTimeout(factory.timeout)
+        refusal = factory.admit(self)
+        if refusal is not None:
+            self._closing = True
+            self.log.info(
+                "refused {peer}: {reason}", peer=self.peer, reason=refusal.message
+            )
+            self.transport.write(
+                wire.encode_frame(
+                    {"type": "error", "code": refusal.code, "message": refusal.message}
+                )
+            )
+            self.transport.loseConnection()
+            return
+        self._admitted = True
+        self.MAX_LENGTH = settings.max_frame
+        self.sendq = SendQueue(self.transport, self._drained)
+        self.setTimeout(settings.timeout)
+        self._messages = TokenBucket(settings.rate, settings.burst, clock)
+        self._frames = TokenBucket(
+            settings.rate * wire.FRAME_RATE_FACTOR,
+            settings.burst * wire.FRAME_RATE_FACTOR,
+            clock,
+        )
         self.name = hub.new_guest_name()
+        self.session = factory.new_session_token()
+        self._welcome_seq = hub.seq
         self.send(
             "welcome",
             protocol=wire.PROTOCOL_VERSION,
             name=self.name,
-            heartbeat_interval=factory.heartbeat_interval,
-            timeout=factory.timeout,
-            max_frame=factory.max_frame,
-            max_text=factory.max_text,
+            heartbeat_interval=settings.heartbeat_interval,
+            timeout=settings.timeout,
+            max_frame=settings.max_frame,
+            max_text=settings.max_text,
             seq=hub.seq,
+            session=self.session,
+            backlog=settings.backlog,
+            sendq=settings.sendq,
+            rate={"burst": settings.burst, "per_second": settings.rate},
         )
-        hub.join(self)
+        self._join_call = clock.callLater(factory.join_hold, self._join)
         self.log.info("{name} connected from {peer}", name=self.name, peer=self.peer)
 
     def dataReceived(self, data):
@@ -121,14 +221,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     # Client-to-server messages, each handled by handle_<type>:
     #
-    #   heartbeat {ts?}       -> heartbeat_ack {ts?, now} to the sender
-    #   message   {text}      -> message {seq, from, text, time} to everyone
-    #   nick      {name}      -> nick {seq, old, new} to everyone
-    #   who       {}          -> who {names} to the sender
-    #   quit      {message?}  -> the server closes the connection; leave "quit"
+    #   heartbeat {ts?}                -> heartbeat_ack {ts?, now} to the sender
+    #   message   {text}               -> message {seq, from, text, time} to all
+    #   nick      {name}               -> nick {seq, old, new} to everyone
+    #   who       {}                   -> who {names, more?} to the sender
+    #   quit      {message?}           -> the server closes; leave "quit"
+    #   resume    {session, last_seq}  -> replayed events, then resumed
+    #                                     {replayed, name} to the sender
     #
     # A ProtocolError from a handler becomes an error frame for the sender.
-    _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit"])
+    _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit", "resume"])
 
     def stringReceived(self, payload):
         """
@@ -138,6 +240,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if self._closing:
             return
         self.resetTimeout()
+        if not self._admit_frame(self._frames):
+            return
         try:
             message = wire.decode(payload)
             kind = message["type"]
@@ -146,27 +250,120 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                     wire.UNKNOWN_TYPE,
                     "unknown message type %r" % (kind[:_QUOTE_MAX],),
                 )
+        except wire.ProtocolError as e:
+            self._join()
+            self.send_error(e)
+            return
+        if kind == "resume" and not self.joined:
+            self._resume_first(message)
+            return
+        self._join()
+        if kind == "message" and not self._admit_frame(self._messages):
+            return
+        self._rejected = 0
+        try:
             getattr(self, "handle_" + kind)(message)
         except wire.ProtocolError as e:
-            self.send_error(e.code, e.message)
+            self.send_error(e)
+
+    def _admit_frame(self, bucket):
+        """
+        Take a token from C{bucket}; refuse the frame if there is none, and
+        drop a client that keeps flooding.
+        """
+        delay = bucket.take()
+        if not delay:
+            return True
+        self._rejected += 1
+        if self._rejected >= wire.FLOOD_FACTOR * self.factory.settings.burst:
+            self.log.info(
+                "{name} ({peer}) dropped for flooding", name=self.name, peer=self.peer
+            )
+            self.abort(wire.REASON_FLOOD)
+        else:
+            self.send_error(
+                wire.ProtocolError(
+                    wire.RATE_LIMITED,
+                    "too fast, slow down",
+                    retry_after=round(delay, 3),
+                )
+            )
+        return False
+
+    def _join(self):
+        """
+        End the pending state: the client joins the room.
+        """
+        if self.joined:
+            return
+        self.joined = True
+        self._cancel_join_hold()
+        self.factory.hub.join(self, self._welcome_seq)
+
+    def _cancel_join_hold(self):
+        if self._join_call is not None:
+            if self._join_call.active():
+                self._join_call.cancel()
+            self._join_call = None
+
+    def _resume_first(self, message):
+        """
+        A resume as the first frame: continue the old session, or, if that
+        cannot be done, join as the new session the welcome announced.
+        """
+        try:
+            token, last_seq = _check_resume(message)
+            replayed = self.factory.hub.resume(self, token, last_seq)
+        except wire.ProtocolError as e:
+            self.send_error(e)
+            self._join()
+            return
+        self.joined = True
+        self._cancel_join_hold()
+        self._resumed(replayed)
+
+    def handle_resume(self, message):
+        """
+        Catch up on this connection's own session, after a lagged.
+        """
+        token, last_seq = _check_resume(message)
+        # Whatever happens, the client gets events again from now on.
+        self._lagged_from = None
+        if token != self.session:
+            raise wire.ProtocolError(
+                wire.RESUME_FAILED,
+                "only the first frame may resume another session",
+                oldest_seq=self.factory.hub.oldest_seq,
+            )
+        self._resumed(self.factory.hub.resume(self, token, last_seq))
+
+    def _resumed(self, replayed):
+        self.send("resumed", replayed=replayed, name=self.name)
+        self.log.info(
+            "{name} ({peer}) resumed its session, {replayed} events replayed",
+            name=self.name,
+            peer=self.peer,
+            replayed=replayed,
+        )
 
     def handle_heartbeat(self, message):
         """
         Answer a heartbeat, echoing its C{ts}.
         """
         ts = wire.check_optional_number(message, "ts")
+        now = self.factory.clock.seconds()
         if ts is None:
-            self.send("heartbeat_ack", now=self.factory.clock.seconds())
+            self.send("heartbeat_ack", now=now)
         else:
-            self.send("heartbeat_ack", ts=ts, now=self.factory.clock.seconds())
-        if self.factory.verbose:
+            self.send("heartbeat_ack", ts=ts, now=now)
+        if self.factory.settings.verbose:
             self.log.info("heartbeat from {name} ({peer})", name=self.name, peer=self.peer)
 
     def handle_message(self, message):
         """
         Broadcast a chat message.
         """
-        text = wire.check_text(message.get("text"), self.factory.max_text)
+        text = wire.check_text(message.get("text"), self.factory.settings.max_text)
         self.log.info("{name}: {text}", name=self.name, text=wire.sanitize(text))
         self.factory.hub.message(self, text)
 
@@ -184,7 +381,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         List the room, in as many frames as max_frame requires.
         """
-        pages = paginate_names(self.factory.hub.names(), self.factory.max_frame)
+        pages = paginate_names(
+            self.factory.hub.names(), self.factory.settings.max_frame
+        )
         for page in pages[:-1]:
             self.send("who", names=page, more=True)
         self.send("who", names=pages[-1])
@@ -195,20 +394,24 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         text = message.get("message")
         try:
-            self._leave_message = wire.check_text(text, self.factory.max_text)
+            self._leave_message = wire.check_text(
+                text, self.factory.settings.max_text
+            )
         except wire.ProtocolError:
             self._leave_message = None  # a bad farewell does not stop a quit
-        self._close(wire.REASON_QUIT)
+        self.close(wire.REASON_QUIT)
 
     def lengthLimitExceeded(self, length):
         """
         Refuse a frame longer than max_frame and close.  (Twisted API.)
         """
         self.send_error(
-            wire.FRAME_TOO_LARGE,
-            "frame of %d bytes exceeds max_frame %d" % (length, self.MAX_LENGTH),
+            wire.ProtocolError(
+                wire.FRAME_TOO_LARGE,
+                "frame of %d bytes exceeds max_frame %d" % (length, self.MAX_LENGTH),
+            )
         )
-        self._close(wire.REASON_ERROR)
+        self.close(wire.REASON_ERROR)
 
     def timeoutConnection(self):
         """
@@ -225,10 +428,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def connectionLost(self, reason):
         """
-        Cancel the timer and tell the room why the client left.
+        Cancel the timers and tell the room why the client left.
         (Twisted API.)
         """
         self.setTimeout(None)
+        self._cancel_join_hold()
+        self._cancel_lag_timer()
+        if not self._admitted:
+            return
         leave_reason = self._leave_reason
         if leave_reason is None:
             leave_reason = (
@@ -243,24 +450,85 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.factory.hub.leave(self, leave_reason, self._leave_message)
         self.factory.connection_lost(self)
 
+    # Writing.
+
     def send(self, type, **fields):
         """
         Send one message to this client only.
         """
         fields["type"] = type
-        self.transport.write(wire.encode_frame(fields))
+        self._write(wire.encode_frame(fields))
 
-    def send_error(self, code, message):
+    def send_error(self, error):
         """
-        Send an error frame to this client.
+        Send a L{wire.ProtocolError} to this client as an error frame.
         """
-        self.send("error", code=code, message=message)
+        self.send("error", code=error.code, message=error.message, **error.fields)
 
-    def send_frame(self, data):
+    def deliver(self, seq, data):
         """
-        Write frame bytes prepared by the hub.  (L{IChatClient}.)
+        Send the frame of event C{seq}, unless the client is lagging too far
+        behind to take it.  (L{IChatClient}.)
         """
-        self.transport.write(data)
+        if self._lagged_from is not None:
+            return
+        sendq = self.sendq
+        if (sendq.paused or len(sendq)) and (
+            sendq.size + len(data) > self.factory.settings.sendq_soft
+        ):
+            self._lag(seq)
+            return
+        self._write(data)
+
+    def _write(self, data):
+        self.sendq.write(data)
+        if self.sendq.size > self.factory.settings.sendq:
+            self.log.info(
+                "{name} ({peer}) dropped: more than {limit} bytes waiting for it",
+                name=self.name,
+                peer=self.peer,
+                limit=self.factory.settings.sendq,
+            )
+            self.abort(wire.REASON_SENDQ)
+
+    def _lag(self, seq):
+        """
+        The client reads too slowly: stop sending it events, tell it so, and
+        drop it if it has not drained what waits within C{timeout}.
+        """
+        self._lagged_from = seq
+        self.send("lagged", missed_from=seq)
+        self.log.info(
+            "{name} ({peer}) is lagging; events from {seq} not sent",
+            name=self.name,
+            peer=self.peer,
+            seq=seq,
+        )
+        if self._lag_call is None:
+            self._lag_call = self.factory.clock.callLater(
+                self.factory.settings.timeout, self._lag_expired
+            )
+
+    def _drained(self):
+        self._cancel_lag_timer()
+
+    def _cancel_lag_timer(self):
+        if self._lag_call is not None:
+            if self._lag_call.active():
+                self._lag_call.cancel()
+            self._lag_call = None
+
+    def _lag_expired(self):
+        self._lag_call = None
+        self.log.info(
+            "{name} ({peer}) dropped: it read nothing for {timeout} s while lagging",
+            name=self.name,
+            peer=self.peer,
+            timeout=self.factory.settings.timeout,
+        )
+        self.abort(wire.REASON_SENDQ)
+
+    # Ending.
 
     def abort(self, reason):
         """
@@ -271,14 +539,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._closing = True
         self.transport.abortConnection()
 
-    def _close(self, reason):
+    def close(self, reason):
         """
         Close after the queued frames are written; ignore further input.
         """
         if self._leave_reason is None:
             self._leave_reason = reason
         self._closing = True
-        self.transport.loseConnection()
+        self.sendq.close()
 
 
 class ChatServerFactory(Factory):
@@ -286,45 +554,75 @@ class ChatServerFactory(Factory):
     The server's shared state: settings, the room, the open connections.
 
     @ivar clock: the L{IReactorTime} every protocol times itself with.
-    @ivar connections: every open L{ChatServerProtocol}.
+    @ivar settings: the L{ServerSettings}.
+    @ivar connections: every admitted L{ChatServerProtocol}.
+    @ivar join_hold: see L{JOIN_HOLD}.
     """
 
     protocol = ChatServerProtocol
     log = Logger()
+    join_hold = JOIN_HOLD
 
-    def __init__(
-        self,
-        clock=None,
-        heartbeat_interval=wire.DEFAULT_HEARTBEAT_INTERVAL,
-        timeout=wire.DEFAULT_TIMEOUT,
-        max_frame=wire.DEFAULT_MAX_FRAME,
-        max_text=wire.DEFAULT_MAX_TEXT,
-        verbose=False,
-    ):
+    def __init__(self, clock=None, random=None, **settings):
+        """
+        @param clock: an L{IReactorTime}; the global reactor by default.
+        @param random: a L{Random} for the reconnect delays in shutdown.
+        @param settings: L{ServerSettings} fields.
+        """
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
-        self.heartbeat_interval = heartbeat_interval
-        self.timeout = timeout
-        self.max_frame = max_frame
-        self.max_text = max_text
-        self.verbose = verbose
-        self.hub = ChatHub(clock)
+        self.random = Random() if random is None else random
+        self.settings = ServerSettings(**settings)
+        self.hub = ChatHub(clock, self.settings.backlog)
         self.connections = set()
+        self._per_host = Counter()
         self._drained = []
         self._abort_call = None
 
-    def connection_made(self, protocol):
+    def new_session_token(self):
         """
-        Track a new connection.
+        A new unguessable session token.
         """
+        return secrets.token_urlsafe(18)
+
+    def admit(self, protocol):
+        """
+        Let a new connection in, or say why not.
+
+        @return: L{None} if admitted (it is then tracked), else a
+            L{wire.ProtocolError} to send it before closing.
+        """
+        settings = self.settings
+        if self.hub.closing:
+            return wire.ProtocolError(wire.SERVER_FULL, "the server is shutting down")
+        if len(self.connections) >= settings.max_clients:
+            return wire.ProtocolError(
+                wire.SERVER_FULL,
+                "the server is full (%d connections)" % (settings.max_clients,),
+            )
+        host = getattr(protocol.transport.getPeer(), "host", None)
+        if settings.max_per_ip and host is not None:
+            if self._per_host[host] >= settings.max_per_ip:
+                return wire.ProtocolError(
+                    wire.TOO_MANY_CONNECTIONS,
+                    "too many connections from %s (%d)" % (host, settings.max_per_ip),
+                )
+            self._per_host[host] += 1
+            protocol.counted_host = host
         self.connections.add(protocol)
+        return None
 
     def connection_lost(self, protocol):
         """
         Forget a connection; fire L{shutdown}'s Deferreds once none is left.
         """
         self.connections.discard(protocol)
+        host = getattr(protocol, "counted_host", None)
+        if host is not None:
+            self._per_host[host] -= 1
+            if not self._per_host[host]:
+                del self._per_host[host]
         if not self.connections and self._drained:
             if self._abort_call is not None and self._abort_call.active():
                 self._abort_call.cancel()
@@ -337,11 +635,14 @@ class ChatServerFactory(Factory):
         """
         Send every client C{shutdown} and close all connections.
 
-        Queued frames get C{grace} seconds to flush; connections still open
-        after that are aborted.
+        Each client is told to wait a different C{reconnect_after}, between
+        L{wire.RECONNECT_AFTER} seconds, so that they do not all come back at
+        once.  Queued frames get C{grace} seconds to flush; connections still
+        open after that are aborted.
 
         @return: a Deferred that fires when every connection has closed.
         """
+        self.hub.close()
         if not self.connections:
             return defer.succeed(None)
         self.log.info(
@@ -349,21 +650,29 @@ class ChatServerFactory(Factory):
         )
         d = defer.Deferred()
         self._drained.append(d)
-        self.hub.close(message)
+        low, high = wire.RECONNECT_AFTER
         for protocol in list(self.connections):
-            protocol._close(_SHUTDOWN)
+            protocol.send(
+                "shutdown",
+                message=message,
+                reconnect_after=round(self.random.uniform(low, high), 3),
+            )
+            protocol.close(_SHUTDOWN)
         if self._abort_call is None and self.connections:
-            self._abort_call = self.clock.callLater(grace, self._abort_all)
+            self._abort_call = self.clock.callLater(grace, self.abort_all)
         return d
 
-    def _abort_all(self):
+    def abort_all(self):
         """
-        Abort the connections that did not close within the grace period.
+        Abort every connection now (the end of a shutdown's grace period, or
+        a second signal).
         """
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
         self._abort_call = None
-        self.log.info(
-            "aborting {count} connections that did not close in time",
-            count=len(self.connections),
-        )
+        if self.connections:
+            self.log.info(
+                "aborting {count} connections", count=len(self.connections)
+            )
         for protocol in list(self.connections):
             protocol.abort(_SHUTDOWN)
