@@ -22,6 +22,14 @@ DEFAULTS = {
     "timeout": 30.0,
     "max-frame": 65536,
     "max-text": 4096,
+    "backlog": 1024,
+    "sendq-soft": 262144,
+    "sendq": 1048576,
+    "rate": 5.0,
+    "burst": 20,
+    "max-clients": 10000,
+    "max-per-ip": 0,
+    "shutdown-grace": 2.0,
     "verbose": 0,
 }
 
@@ -57,6 +65,14 @@ class OptionsTests(SynchronousTestCase):
             "--timeout", "2",
             "--max-frame", "2048",
             "--max-text", "100",
+            "--backlog", "0",
+            "--sendq-soft", "64KiB",
+            "--sendq", "2MiB",
+            "--rate", "0.5",
+            "--burst", "3",
+            "--max-clients", "7",
+            "--max-per-ip", "2",
+            "--shutdown-grace", "0",
             "--verbose",
         )
         self.assertEqual(
@@ -67,9 +83,19 @@ class OptionsTests(SynchronousTestCase):
                 "timeout": 2.0,
                 "max-frame": 2048,
                 "max-text": 100,
+                "backlog": 0,
+                "sendq-soft": 65536,
+                "sendq": 2097152,
+                "rate": 0.5,
+                "burst": 3,
+                "max-clients": 7,
+                "max-per-ip": 2,
+                "shutdown-grace": 0.0,
                 "verbose": 1,
             },
         )
+        settings = options.settings()
+        self.assertEqual((settings.sendq_soft, settings.max_per_ip, settings.verbose), (65536, 2, True))
 
     def test_endpoint_strings(self):
         """
@@ -102,6 +128,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--heartbeat-interval", "0"], "more than 0")
         self.assertUsageError(["--heartbeat-interval", "nan"], "more than 0")
         self.assertUsageError(["--max-text", "0"], "at least 1")
+
+    def test_reliability_limits(self):
+        """
+        The send queue, rate and connection limits are checked.
+        """
+        self.assertUsageError(["--sendq-soft", "1000"], "must hold at least one frame")
+        self.assertUsageError(["--sendq", "256KiB"], "must be more than --sendq-soft")
+        self.assertUsageError(["--sendq", "lots"], "is not a size")
+        self.assertUsageError(["--sendq", "1GB"], "is not a size")
+        self.assertUsageError(["--rate", "-1"], "--rate must be 0")
+        self.assertUsageError(["--burst", "0"], "--burst must be at least 1")
+        self.assertUsageError(["--max-clients", "0"], "at least 1")
+        self.assertUsageError(["--max-per-ip", "-1"], "--max-per-ip must be 0")
+        self.assertUsageError(["--backlog", "-5"], "--backlog must be 0 or more")
+        self.assertUsageError(["--shutdown-grace", "-1"], "--shutdown-grace must be 0")
 
     def test_frame_limits(self):
         """
@@ -141,7 +182,7 @@ class MakeServiceTests(SynchronousTestCase):
         ((port, factory, _, interface),) = reactor.tcpServers
         self.assertEqual((port, interface), (4321, "127.0.0.1"))
         self.assertIs(factory, service.factory)
-        self.assertEqual((factory.timeout, factory.verbose), (12.0, 1))
+        self.assertEqual((factory.settings.timeout, factory.settings.verbose), (12.0, True))
         self.assertIs(factory.clock, reactor)
 
     def test_port_taken(self):

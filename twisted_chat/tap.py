@@ -3,6 +3,9 @@
 The twistd plugin's options and service: C{twistd -n chat --port 56562}.
 """
 
+import signal
+import threading
+
 from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -17,6 +20,7 @@ from twisted_chat.server import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
     ChatServerFactory,
+    ServerSettings,
 )
 
 
@@ -59,6 +63,20 @@ def _number(convert, kind):
 
 _float = _number(float, "a number")
 _int = _number(int, "a whole number")
+
+_UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+
+
+def _size(value):
+    """
+    A byte count: a whole number, optionally with a KiB or MiB suffix.
+    """
+    text = value.strip().lower()
+    number = text.rstrip("kmib")
+    unit = text[len(number):]
+    if unit not in _UNITS or not number.strip().isdigit():
+        raise ValueError("%r is not a size (such as 65536, 256KiB or 1MiB)" % (value,))
+    return int(number) * _UNITS[unit]
 
 
 class Options(usage.Options):
@@ -110,6 +128,65 @@ class Options(usage.Options):
             "Longest chat message, in characters.",
             _int,
         ],
+        [
+            "backlog",
+            None,
+            wire.DEFAULT_BACKLOG,
+            "How many recent events to keep for clients that resume.",
+            _int,
+        ],
+        [
+            "sendq-soft",
+            None,
+            wire.DEFAULT_SENDQ_SOFT,
+            "Bytes waiting for a client after which it is sent no more events "
+            "until it catches up (accepts KiB and MiB).",
+            _size,
+        ],
+        [
+            "sendq",
+            None,
+            wire.DEFAULT_SENDQ,
+            "Bytes waiting for a client after which it is dropped.",
+            _size,
+        ],
+        [
+            "rate",
+            None,
+            wire.DEFAULT_RATE,
+            "Chat messages a client may send per second; 0 turns flood "
+            "control off.",
+            _float,
+        ],
+        [
+            "burst",
+            None,
+            wire.DEFAULT_BURST,
+            "Chat messages a client may send at once before --rate applies.",
+            _int,
+        ],
+        [
+            "max-clients",
+            None,
+            wire.DEFAULT_MAX_CLIENTS,
+            "Most connections at once; the next one is refused (server_full).",
+            _int,
+        ],
+        [
+            "max-per-ip",
+            None,
+            wire.DEFAULT_MAX_PER_IP,
+            "Most connections from one address; 0 means no limit.",
+            _int,
+        ],
+        [
+            "shutdown-grace",
+            None,
+            DEFAULT_SHUTDOWN_GRACE,
+            "Seconds a graceful stop waits for clients to close before it "
+            "aborts them.",
+            _float,
+        ],
     ]
 
     optFlags = [
@@ -143,23 +220,74 @@ class Options(usage.Options):
                 "--max-text %d needs --max-frame of at least %d"
                 % (max_text, wire.max_frame_for_text(max_text))
             )
+        if self["backlog"] < 0:
+            raise usage.UsageError("--backlog must be 0 or more")
+        if self["sendq-soft"] < max_frame:
+            raise usage.UsageError(
+                "--sendq-soft (%d) must hold at least one frame (--max-frame %d)"
+                % (self["sendq-soft"], max_frame)
+            )
+        if self["sendq"] <= self["sendq-soft"]:
+            raise usage.UsageError(
+                "--sendq (%d) must be more than --sendq-soft (%d)"
+                % (self["sendq"], self["sendq-soft"])
+            )
+        if not self["rate"] >= 0:
+            raise usage.UsageError("--rate must be 0 (no limit) or more")
+        if self["burst"] < 1:
+            raise usage.UsageError("--burst must be at least 1")
+        if self["max-clients"] < 1:
+            raise usage.UsageError("--max-clients must be at least 1")
+        if self["max-per-ip"] < 0:
+            raise usage.UsageError("--max-per-ip must be 0 (no limit) or more")
+        if not self["shutdown-grace"] >= 0:
+            raise usage.UsageError("--shutdown-grace must be 0 or more")
+
+    def settings(self):
+        """
+        The L{ServerSettings} these options describe.
+        """
+        return ServerSettings(
+            heartbeat_interval=self["heartbeat-interval"],
+            timeout=self["timeout"],
+            max_frame=self["max-frame"],
+            max_text=self["max-text"],
+            backlog=self["backlog"],
+            sendq_soft=self["sendq-soft"],
+            sendq=self["sendq"],
+            rate=self["rate"],
+            burst=self["burst"],
+            max_clients=self["max-clients"],
+            max_per_ip=self["max-per-ip"],
+            verbose=bool(self["verbose"]),
+        )
 
 
 class ChatService(MultiService):
     """
     The chat server as a service: it stops listening, then closes every
-    connection gracefully, and only then reports itself stopped.
+    connection gracefully, and only then reports itself stopped.  A second
+    SIGTERM or SIGINT during that stop aborts the connections at once.
     """
 
     log = Logger()
 
     def __init__(
-        self, factory, shutdown_message=DEFAULT_SHUTDOWN_MESSAGE, grace=DEFAULT_SHUTDOWN_GRACE
+        self,
+        factory,
+        shutdown_message=DEFAULT_SHUTDOWN_MESSAGE,
+        grace=DEFAULT_SHUTDOWN_GRACE,
+        reactor=None,
     ):
+        """
+        @param reactor: the reactor to hand a second signal to; with
+            L{None}, signals are left alone (as tests want).
+        """
         super().__init__()
         self.factory = factory
         self.shutdown_message = shutdown_message
         self.grace = grace
+        self.reactor = reactor
 
     def privilegedStartService(self):
         """
@@ -176,28 +304,47 @@ class ChatService(MultiService):
         Stop listening, send C{shutdown} to every client and wait until all
         connections are closed.  (Twisted API.)
         """
+        self._catch_second_signal()
         d = defer.maybeDeferred(super().stopService)
         d.addCallback(
             lambda _: self.factory.shutdown(self.shutdown_message, self.grace)
         )
         return d
 
+    def _catch_second_signal(self):
+        """
+        From now on, SIGTERM and SIGINT end the graceful stop at once.
+        """
+        if self.reactor is None or threading.current_thread() is not threading.main_thread():
+            return
+
+        def now(signum, frame):
+            self.reactor.callFromThread(self._stop_now, signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, now)
+
+    def _stop_now(self, signum):
+        self.log.info(
+            "signal {signum} during shutdown: closing all connections now",
+            signum=signum,
+        )
+        self.factory.abort_all()
+
 
 def makeService(options, reactor=None):
     """
     Build the chat service from parsed L{Options}.  (twistd API.)
     """
+    signals = reactor is None
     if reactor is None:
         from twisted.internet import reactor
-    factory = ChatServerFactory(
-        clock=reactor,
-        heartbeat_interval=options["heartbeat-interval"],
-        timeout=options["timeout"],
-        max_frame=options["max-frame"],
-        max_text=options["max-text"],
-        verbose=options["verbose"],
+    factory = ChatServerFactory(clock=reactor, **vars(options.settings()))
+    service = ChatService(
+        factory,
+        grace=options["shutdown-grace"],
+        reactor=reactor if signals else None,
     )
-    service = ChatService(factory)
     strports.service(options["port"], factory, reactor=reactor).setServiceParent(
         service
     )
