@@ -705,3 +705,276 @@ class InMemoryTests(SynchronousTestCase):
         self.advance(1)
         self.assertEqual(self.successResultOf(alice.done), 0)
         self.assertIn("* alice left (quit: bye)", bob_lines)
+
+
+class PacingTests(ClientMixin, SynchronousTestCase):
+    """
+    Messages leave no faster than the server's announced rate.
+    """
+
+    def test_never_faster_than_the_server_allows(self):
+        """
+        However many lines arrive at once, the server's own token bucket
+        (same rate and burst) accepts every message the client sends.
+        """
+        from twisted_chat.ratelimit import TokenBucket
+
+        self.welcome(rate={"burst": 3, "per_second": 2.0})
+        server_bucket = TokenBucket(2.0, 3, self.clock)
+        for i in range(30):
+            self.client.line_received("line %d" % (i,))
+        sent = 0
+        for _ in range(400):
+            for message in self.sent():
+                if message["type"] == "heartbeat":
+                    continue
+                self.assertEqual(message["type"], "message")
+                self.assertEqual(server_bucket.take(), 0)
+                sent += 1
+            self.clock.advance(0.05)
+        self.assertEqual(sent, 30)
+
+    def test_order_kept(self):
+        """
+        Commands wait their turn behind paced messages.
+        """
+        self.welcome(rate={"burst": 1, "per_second": 10.0})
+        self.client.line_received("a")
+        self.client.line_received("b")
+        self.client.line_received("/who")
+        self.clock.advance(1)
+        self.assertEqual(
+            [m.get("text", m["type"]) for m in self.sent()], ["a", "b", "who"]
+        )
+
+    def test_unlimited(self):
+        """
+        A server with rate 0 (or none announced) is not paced.
+        """
+        self.welcome(rate={"burst": 20, "per_second": 0})
+        for i in range(50):
+            self.client.line_received(str(i))
+        self.assertEqual(len(self.sent()), 50)
+
+    def test_batch_waits_for_paced_lines(self):
+        """
+        After EOF the client quits only once every paced line went out and
+        came back.
+        """
+        self.welcome(rate={"burst": 1, "per_second": 10.0})
+        for text in ["a", "b", "c"]:
+            self.client.line_received(text)
+        self.client.end_of_input()
+        seq = 5
+        while seq < 8:
+            for message in self.sent():
+                self.assertEqual(message["type"], "message")
+                self.deliver(type="message", seq=seq, text=message["text"], time=0, **{"from": "guest-7"})
+                seq += 1
+            self.clock.advance(0.05)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+
+    def test_input_paused_while_outbox_long(self):
+        """
+        stdin stops being read while many lines wait, and resumes once they
+        have gone.
+        """
+        from twisted_chat.client import OUTBOX_HIGH
+
+        calls = []
+        self.client.pause_input = lambda: calls.append("pause")
+        self.client.resume_input = lambda: calls.append("resume")
+        self.welcome(rate={"burst": 1, "per_second": 1000.0})
+        for i in range(OUTBOX_HIGH + 2):
+            self.client.line_received(str(i))
+        self.assertEqual(calls, ["pause"])
+        for _ in range(1200):
+            self.clock.advance(0.002)
+        self.assertEqual(calls, ["pause", "resume"])
+
+
+class CatchUpTests(ClientMixin, SynchronousTestCase):
+    """
+    lagged: the client resumes on the same connection.
+    """
+
+    def test_resume_after_lagged(self):
+        """
+        On lagged the client asks for everything after the last event it
+        saw, and the replay flows on without a gap message.
+        """
+        self.welcome(seq=4, session="s1")
+        self.deliver(type="join", seq=5, name="x")
+        self.deliver(type="lagged", missed_from=6)
+        self.assertEqual(self.sent(), [{"type": "resume", "session": "s1", "last_seq": 5}])
+        self.deliver(type="join", seq=6, name="y")
+        self.deliver(type="resumed", replayed=1, name="guest-7")
+        self.assertEqual(
+            self.lines,
+            ["* x joined", "* fell behind; catching up", "* y joined", "* caught up, 1 missed events replayed"],
+        )
+
+    def test_duplicates_dropped(self):
+        """
+        An event seen already is not shown twice.
+        """
+        self.welcome(seq=4)
+        self.deliver(type="join", seq=5, name="x")
+        self.deliver(type="join", seq=5, name="x")
+        self.assertEqual(self.lines, ["* x joined"])
+
+
+class ReconnectTests(ClientMixin, SynchronousTestCase):
+    """
+    --reconnect: a lost connection is replaced and the session resumed.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.client = ChatClient(
+            self.clock, "h:1", self.lines.append, self.errors.append, nick="alice",
+            reconnect=True,
+        )
+        self.connect_new()
+        self.deliver(**dict(WELCOME, session="s1", seq=4))
+        self.deliver(type="join", seq=5, name="guest-7")
+        self.deliver(type="nick", seq=6, old="guest-7", new="alice")
+        self.sent()
+        del self.lines[:]
+
+    def connect_new(self):
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def lose_and_reconnect(self, session="s2", seq=9):
+        self.lose()
+        self.assertFalse(self.client.finished)
+        self.connect_new()
+        self.deliver(**dict(WELCOME, session=session, seq=seq, name="guest-9"))
+
+    def test_lost_connection_is_not_the_end(self):
+        """
+        With reconnect, losing the server says so and keeps the session.
+        """
+        self.lose()
+        self.assertEqual(self.lines, ["* server terminated prematurely; reconnecting"])
+        self.assertEqual(self.errors, [])
+        self.assertNoResult(self.client.done)
+
+    def test_resumes_on_new_connection(self):
+        """
+        The new connection's first frame resumes the old session; the replay
+        shows, then the reconnection is reported.
+        """
+        self.lose_and_reconnect()
+        self.assertEqual(self.sent(), [{"type": "resume", "session": "s1", "last_seq": 6}])
+        self.deliver(type="message", seq=7, text="while away", time=0, **{"from": "bob"})
+        self.deliver(type="resumed", replayed=1, name="alice")
+        self.assertEqual(
+            self.lines[1:],
+            ["> bob: while away", "* reconnected, 1 missed events replayed"],
+        )
+        self.assertEqual(self.sent(), [])
+        self.assertEqual((self.client.name, self.client.session), ("alice", "s1"))
+
+    def test_lines_typed_while_away_sent_after(self):
+        """
+        What the user typed during the outage goes out once resumed.
+        """
+        self.lose()
+        self.client.line_received("typed while away")
+        self.connect_new()
+        self.deliver(**dict(WELCOME, session="s2", seq=9))
+        self.deliver(type="resumed", replayed=0, name="alice")
+        self.assertEqual(
+            self.sent()[-1], {"type": "message", "text": "typed while away"}
+        )
+
+    def test_unconfirmed_resent(self):
+        """
+        A message sent but never echoed before the drop is sent again after
+        the resume: nothing the user typed is lost.
+        """
+        self.client.line_received("in flight")
+        self.sent()
+        self.lose_and_reconnect()
+        self.sent()
+        self.deliver(type="resumed", replayed=0, name="alice")
+        self.assertEqual(self.sent(), [{"type": "message", "text": "in flight"}])
+
+    def test_echoed_not_resent(self):
+        """
+        A message whose echo arrived (even in the replay) is not sent again.
+        """
+        self.client.line_received("made it")
+        self.lose_and_reconnect()
+        self.sent()
+        self.deliver(type="message", seq=7, text="made it", time=0, **{"from": "alice"})
+        self.deliver(type="resumed", replayed=1, name="alice")
+        self.assertEqual(self.sent(), [])
+
+    def test_resume_failed(self):
+        """
+        If the server lost the session, the client says so, reports the
+        events it cannot get back, and carries on as the new session,
+        taking its name again.
+        """
+        self.lose_and_reconnect(session="s2", seq=9)
+        self.sent()
+        self.deliver(type="error", code="resume_failed", message="unknown session", oldest_seq=1)
+        self.assertEqual(
+            self.lines[1:],
+            ["* reconnected as a new session (the server no longer had ours)", "! missed events 7..9"],
+        )
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice"}])
+        self.assertEqual((self.client.session, self.client.last_seq), ("s2", 9))
+        self.deliver(type="join", seq=10, name="guest-9")
+        self.assertEqual(self.lines[-1], "* guest-9 joined")
+
+    def test_server_restarted_from_zero(self):
+        """
+        A restarted server counts seq from 0 again: no bogus gap is reported.
+        """
+        self.lose_and_reconnect(seq=0)
+        self.deliver(type="error", code="resume_failed", message="unknown", oldest_seq=1)
+        self.assertFalse([line for line in self.lines if "missed" in line])
+        self.deliver(type="join", seq=1, name="guest-1")
+        self.assertEqual(self.lines[-1], "* guest-1 joined")
+
+    def test_timeout_reconnects_too(self):
+        """
+        A silent server is also reconnected, not fatal.
+        """
+        self.clock.advance(30)
+        self.lose()
+        self.assertEqual(self.lines, ["* server not responding (no data for 30 s); reconnecting"])
+
+    def test_retry_policy(self):
+        """
+        Delays grow exponentially up to 30 s, jitter included; a shutdown's
+        reconnect_after is honoured once.
+        """
+        delays = [self.client.retry_delay(n) for n in range(1, 12)]
+        self.assertTrue(1.0 <= delays[0] <= 2.0, delays)
+        self.assertTrue(all(d <= 30.0 for d in delays), delays)
+        self.assertGreater(delays[-1], 28.0)
+        self.deliver(type="shutdown", message="bye", reconnect_after=3.25)
+        self.assertEqual(self.client.retry_delay(1), 3.25)
+        self.assertNotEqual(self.client.retry_delay(1), 3.25)
+
+    def test_exit_while_disconnected(self):
+        """
+        /exit during an outage ends the session at once.
+        """
+        self.lose()
+        self.client.line_received("/exit")
+        self.assertEqual(self.successResultOf(self.client.done), 0)
+
+    def test_connect_failures_reported(self):
+        """
+        Each failed attempt is one line on stderr, not the end.
+        """
+        self.client.connection_failed(Failure(ConnectionRefusedError(osError=111)))
+        self.assertEqual(self.errors, ["cannot connect to h:1: Connection refused; will retry"])
+        self.assertFalse(self.client.finished)

@@ -7,8 +7,7 @@ connection limits.  Protocol level, on L{StringTransport} and a L{Clock}.
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat import wire
-from tests.common import ServerMixin, frame, parse_frames
+from tests.common import ServerMixin, parse_frames
 
 
 class ResumeTests(ServerMixin, SynchronousTestCase):

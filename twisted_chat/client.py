@@ -17,11 +17,14 @@ Text that came from the network is sanitized before it reaches the terminal.
 
 import os
 import sys
+from collections import deque
 
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
-from twisted.internet.error import ConnectError, ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver, LineReceiver
@@ -30,12 +33,22 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from twisted_chat import wire
+from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.wire import sanitize
 
 #: Seconds to wait, after stdin ends, for the server to answer what was sent.
 DRAIN_TIMEOUT = 5.0
 #: Seconds a Ctrl-C waits for the quit frame to go out.
 INTERRUPT_GRACE = 1.0
+#: The client sends messages at this fraction of the server's rate.
+PACE_MARGIN = 0.9
+#: Requests waiting to be sent above which stdin is no longer read, and
+#: below which it is read again.
+OUTBOX_HIGH = 1000
+OUTBOX_LOW = 100
+#: Reconnection backoff: the first delay, and the most, jitter included.
+RETRY_INITIAL = 0.5
+RETRY_MAX = 30.0
 
 HELP = """\
 * type a line to send it to everybody; a line starting with / is a command:
@@ -77,6 +90,24 @@ def render(message):
     if kind == "shutdown":
         return "* server shutting down: %s" % (get("message"),)
     return None
+
+
+def _pacer(rate, clock):
+    """
+    A L{TokenBucket} a little slower than the server's announced C{rate}
+    (C{{"burst": B, "per_second": R}}), so that network jitter cannot make
+    paced messages arrive faster than the server allows; L{None} if the
+    server announces no limit.
+    """
+    if not isinstance(rate, dict):
+        return None
+    per_second = rate.get("per_second")
+    burst = rate.get("burst")
+    if isinstance(per_second, bool) or not isinstance(per_second, (int, float)) or per_second <= 0:
+        return None
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        burst = 1
+    return TokenBucket(per_second * PACE_MARGIN, max(1, burst - 1), clock)
 
 
 def _positive(message, field, default):
@@ -209,51 +240,78 @@ class ChatClient:
     """
     The chat as the user sees it: typed lines in, rendered lines out.
 
+    Everything the user asks for goes through one ordered outbox; chat
+    messages leave it no faster than the server's announced rate, so a piped
+    file is never refused.  The client keeps its session token and the seq
+    of the last event it saw, so that after falling behind (C{lagged}) or,
+    with C{reconnect}, after losing the connection, it can resume and miss
+    nothing.
+
     @ivar done: fires with the exit status once the session is over.
     @ivar name: our name in the room, once welcomed.
+    @ivar session: our session token.
+    @ivar last_seq: the seq of the last event we saw.
+    @ivar outstanding: requests sent that the server has not answered yet.
     """
 
     log = Logger()
     protocol = None
     name = None
+    session = None
+    last_seq = None
     max_text = wire.DEFAULT_MAX_TEXT
 
-    def __init__(self, clock, address, out, err, nick=None):
+    def __init__(self, clock, address, out, err, nick=None, reconnect=False):
         """
         @param clock: an L{IReactorTime}.
         @param address: C{host:port}, for messages about the connection.
         @param out: called with each line for the user (stdout).
         @param err: called with each line about a failure (stderr).
-        @param nick: a name to ask for once welcomed.
+        @param nick: a name to ask for once welcomed (and again after a
+            reconnection).
+        @param reconnect: whether a lost connection is reconnected (by
+            whoever calls L{retry_delay}) instead of ending the session.
         """
         self.clock = clock
         self.address = address
         self.out = out
         self.err = err
         self.nick = nick
+        self.reconnect = reconnect
         self.done = defer.Deferred()
         self.ready = False
         self.input_ended = False
         self.quitting = False
         self.finished = False
-        self.last_seq = None
-        # Frames we sent that the server has not answered yet.
         self.outstanding = 0
-        self._queued = []
+        # Called to stop and restart reading stdin while the outbox is long.
+        self.pause_input = self.resume_input = lambda: None
+        self._input_paused = False
+        self._welcomed_once = False
+        self._outbox = deque()
+        # Texts of our messages sent but not yet seen coming back.
+        self._unconfirmed = deque()
+        self._pace = None
+        self._pace_call = None
         self._who = []
         self._drain_call = None
+        # "reconnect" or "lagged" while a resume is under way.
+        self._resuming = None
+        self._new_session = None
+        self._new_name = None
+        self._welcome_seq = None
+        self._reconnect_after = None
+        self._backoff = backoffPolicy(
+            initialDelay=RETRY_INITIAL, maxDelay=RETRY_MAX - 1.0, factor=2.0
+        )
 
     # What the user does.
 
     def line_received(self, line):
         """
-        A line from the user: a command or a message.  Lines typed before
-        the welcome are queued.
+        A line from the user: a command or a message.
         """
         if self.finished or self.quitting:
-            return
-        if not self.ready:
-            self._queued.append(line)
             return
         if line.startswith("//"):
             self._send_text(line[1:])
@@ -266,11 +324,15 @@ class ChatClient:
         command, _, argument = line.partition(" ")
         argument = argument.strip()
         if command == "/exit":
-            self.quit(argument or None)
+            if self._welcomed_once and not self.ready:
+                # Between connections: nothing to wait for.
+                self.quit(argument or None)
+            else:
+                self._enqueue("quit", message=argument or None)
         elif command == "/nick" and argument:
-            self._request("nick", name=argument)
+            self._enqueue("nick", name=argument)
         elif command == "/who":
-            self._request("who")
+            self._enqueue("who")
         elif command == "/help":
             for help_line in HELP.splitlines():
                 self.out(help_line)
@@ -284,16 +346,50 @@ class ChatClient:
                 % (len(text), self.max_text)
             )
             return
-        self._request("message", text=text)
+        self._enqueue("message", text=text)
 
-    def _request(self, type, **fields):
-        self.outstanding += 1
-        self.protocol.send(type, **fields)
+    def _enqueue(self, type, **fields):
+        self._outbox.append((type, fields))
+        if len(self._outbox) > OUTBOX_HIGH and not self._input_paused:
+            self._input_paused = True
+            self.pause_input()
+        self._pump()
+
+    def _pump(self):
+        """
+        Send what waits in the outbox, as fast as the rate allows.
+        """
+        if not self.ready or self._pace_call is not None or self.quitting:
+            return
+        outbox = self._outbox
+        while outbox:
+            type, fields = outbox[0]
+            if type == "message" and self._pace is not None:
+                delay = self._pace.take()
+                if delay:
+                    self._pace_call = self.clock.callLater(delay, self._paced)
+                    return
+            outbox.popleft()
+            if type == "quit":
+                self.quit(fields.get("message"))
+                return
+            self.outstanding += 1
+            if type == "message":
+                self._unconfirmed.append(fields["text"])
+            self.protocol.send(type, **fields)
+        if self._input_paused and len(outbox) <= OUTBOX_LOW:
+            self._input_paused = False
+            self.resume_input()
+        self._maybe_finish()
+
+    def _paced(self):
+        self._pace_call = None
+        self._pump()
 
     def end_of_input(self):
         """
-        stdin ended: finish once the server has answered what we sent, or
-        after L{DRAIN_TIMEOUT} seconds.
+        stdin ended: finish once everything is sent and answered, waiting at
+        most L{DRAIN_TIMEOUT} seconds for the answers.
         """
         self.input_ended = True
         self._maybe_finish()
@@ -307,12 +403,12 @@ class ChatClient:
 
     def quit(self, message=None):
         """
-        Leave the room and close the connection.
+        Leave the room now and close the connection.
         """
         if self.quitting or self.finished:
             return
         self.quitting = True
-        self._cancel_drain()
+        self._cancel_timers()
         if self.protocol is None:
             self._finish(0)
             return
@@ -346,15 +442,29 @@ class ChatClient:
 
     # What the connection does.
 
+    def retry_delay(self, attempt):
+        """
+        Seconds to wait before reconnection attempt C{attempt}: what the
+        server's shutdown asked for, else exponential backoff with jitter,
+        at most L{RETRY_MAX}.  (A L{ClientService} retry policy.)
+        """
+        if self._reconnect_after is not None:
+            delay, self._reconnect_after = self._reconnect_after, None
+            return delay
+        return self._backoff(attempt)
+
     def connection_failed(self, failure):
         """
-        We could not connect at all.
+        A connection attempt failed: without C{reconnect}, that is the end.
         """
         reason = failure.value
         if isinstance(reason, ConnectError) and isinstance(reason.osError, int):
             text = os.strerror(reason.osError)
         else:
             text = str(reason).rstrip(".")
+        if self.reconnect:
+            self.err("cannot connect to %s: %s; will retry" % (self.address, text))
+            return
         self.err("cannot connect to %s: %s" % (self.address, text))
         self._finish(1)
 
@@ -363,7 +473,8 @@ class ChatClient:
         The TCP connection is up.
         """
         self.protocol = protocol
-        self.out("chatting server(%s) connect success!" % (self.address,))
+        if not self._welcomed_once:
+            self.out("chatting server(%s) connect success!" % (self.address,))
 
     def message_received(self, message):
         """
@@ -373,17 +484,38 @@ class ChatClient:
         if kind == "welcome":
             self._welcome(message)
             return
-        self._check_seq(message)
+        if kind == "resumed":
+            self._resumed(message)
+            return
+        if kind == "lagged":
+            self._lagged()
+            return
+        if kind == "error" and message.get("code") == wire.RESUME_FAILED and self._resuming:
+            self._resume_failed(message)
+            return
+        seq = message.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            if self.last_seq is not None and seq <= self.last_seq:
+                return  # seen already (a replay overlapping what we had)
+            if self.last_seq is not None and seq > self.last_seq + 1:
+                self.out("! missed events %d..%d" % (self.last_seq + 1, seq - 1))
+            self.last_seq = seq
         if kind == "who":
             self._who_page(message)
         else:
             if kind == "message" and message.get("from") == self.name:
                 self._answered()
+                if self._unconfirmed:
+                    self._unconfirmed.popleft()
             elif kind == "nick" and message.get("old") == self.name:
                 self.name = message.get("new")
                 self._answered()
             elif kind == "error":
                 self._answered()
+            elif kind == "shutdown":
+                delay = message.get("reconnect_after")
+                if isinstance(delay, (int, float)) and 0 <= delay <= RETRY_MAX:
+                    self._reconnect_after = delay
             line = render(message)
             if line is not None:
                 self.out(line)
@@ -397,47 +529,115 @@ class ChatClient:
 
     def disconnected(self, reason, timed_out):
         """
-        The connection is gone; why decides the exit status.
+        The connection is gone; why decides the exit status, or, with
+        C{reconnect}, what we tell the user while reconnecting.
         """
-        self._cancel_drain()
+        self._cancel_timers()
+        lost, self.protocol = self.protocol, None
+        self.ready = False
+        self._resuming = None
         if self.quitting:
             self._finish(0)
-        elif timed_out:
-            self.err(
-                "server not responding (no data for %s s)"
-                % (_format_seconds(self.protocol.server_timeout),)
+            return
+        if timed_out:
+            why = "server not responding (no data for %s s)" % (
+                _format_seconds(lost.server_timeout),
             )
-            self._finish(1)
         else:
-            self.err("server terminated prematurely")
-            self._finish(1)
+            why = "server terminated prematurely"
+        if self.reconnect:
+            self.out("* %s; reconnecting" % (why,))
+            return
+        self.err(why)
+        self._finish(1)
 
     # Internals.
 
     def _welcome(self, message):
-        self.ready = True
-        self.name = message.get("name")
         self.max_text = int(_positive(message, "max_text", wire.DEFAULT_MAX_TEXT))
+        self._pace = _pacer(message.get("rate"), self.clock)
         seq = message.get("seq")
-        self.last_seq = seq if isinstance(seq, int) else None
+        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        if self._welcomed_once and self.session is not None and self.last_seq is not None:
+            # A new connection for an old session: pick up where we were.
+            self._resuming = "reconnect"
+            self._welcome_seq = seq
+            self._new_session = message.get("session")
+            self._new_name = message.get("name")
+            self.protocol.send("resume", session=self.session, last_seq=self.last_seq)
+            return
+        self._welcomed_once = True
+        self.session = message.get("session")
+        self.last_seq = seq
+        self.name = message.get("name")
         # Ask for the name before anything is shown, so that nothing the
         # user (or a caller woken by the output) sends can overtake it.
         if self.nick is not None:
-            self._request("nick", name=self.nick)
+            self._outbox.appendleft(("nick", {"name": self.nick}))
         self.out("* you are %s; type /help for help" % (sanitize(self.name),))
-        queued, self._queued = self._queued, []
-        for line in queued:
-            self.line_received(line)
-        self._maybe_finish()
+        self._ready()
 
-    def _check_seq(self, message):
-        seq = message.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool):
+    def _resumed(self, message):
+        how, self._resuming = self._resuming, None
+        self.name = message.get("name", self.name)
+        replayed = message.get("replayed", 0)
+        if how == "lagged":
+            self.out("* caught up, %s missed events replayed" % (replayed,))
             return
-        if self.last_seq is not None and seq > self.last_seq + 1:
-            self.out("! missed events %d..%d" % (self.last_seq + 1, seq - 1))
-        if self.last_seq is None or seq > self.last_seq:
-            self.last_seq = seq
+        self.out("* reconnected, %s missed events replayed" % (replayed,))
+        # Whatever we sent that never came back was lost with the old
+        # connection: the replay covered everything the server accepted.
+        self._requeue_unconfirmed()
+        self._retake_nick()
+        self._ready()
+
+    def _resume_failed(self, message):
+        how, self._resuming = self._resuming, None
+        if how == "lagged":
+            self.out("! could not catch up: %s" % (sanitize(message.get("message", "")),))
+            return
+        self.out("* reconnected as a new session (the server no longer had ours)")
+        if (
+            self.last_seq is not None
+            and self._welcome_seq is not None
+            and self._welcome_seq > self.last_seq
+        ):
+            self.out("! missed events %d..%d" % (self.last_seq + 1, self._welcome_seq))
+        if self._unconfirmed:
+            self.out(
+                "! %d of your messages may not have been delivered"
+                % (len(self._unconfirmed),)
+            )
+            self._unconfirmed.clear()
+        self.session = self._new_session
+        self.last_seq = self._welcome_seq
+        self.name = self._new_name
+        self._retake_nick()
+        self._ready()
+
+    def _lagged(self):
+        """
+        The server stopped sending us events because we fell behind; all
+        before this frame has arrived, so ask for the rest.
+        """
+        self.out("* fell behind; catching up")
+        self._resuming = "lagged"
+        self.protocol.send("resume", session=self.session, last_seq=self.last_seq)
+
+    def _requeue_unconfirmed(self):
+        for text in reversed(self._unconfirmed):
+            self._outbox.appendleft(("message", {"text": text}))
+        self._unconfirmed.clear()
+
+    def _retake_nick(self):
+        if self.nick is not None and self.name != self.nick:
+            self._outbox.appendleft(("nick", {"name": self.nick}))
+
+    def _ready(self):
+        self.ready = True
+        self.outstanding = 0
+        self._pump()
+        self._maybe_finish()
 
     def _who_page(self, message):
         names = message.get("names")
@@ -456,6 +656,8 @@ class ChatClient:
     def _maybe_finish(self):
         if not (self.input_ended and self.ready) or self.quitting or self.finished:
             return
+        if self._outbox:
+            return
         if self.outstanding == 0:
             self.quit()
         elif self._drain_call is None:
@@ -468,16 +670,19 @@ class ChatClient:
         )
         self.quit()
 
-    def _cancel_drain(self):
-        if self._drain_call is not None:
-            self._drain_call.cancel()
-            self._drain_call = None
+    def _cancel_timers(self):
+        for name in ("_drain_call", "_pace_call"):
+            call = getattr(self, name)
+            if call is not None:
+                if call.active():
+                    call.cancel()
+                setattr(self, name, None)
 
     def _finish(self, status):
         if self.finished:
             return
         self.finished = True
-        self._cancel_drain()
+        self._cancel_timers()
         self.done.callback(status)
 
 
@@ -581,13 +786,25 @@ class Options(usage.Options):
     Command-line options of the stdio client.
     """
 
-    synopsis = "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] [--name NAME]"
+    synopsis = (
+        "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] "
+        "[--name NAME] [--reconnect]"
+    )
     longdesc = "Chat on a twisted-chat server from a terminal or a pipe."
 
     optParameters = [
         ["host", "h", "127.0.0.1", "The server's host name or address."],
         ["port", "p", wire.DEFAULT_PORT, "The server's port.", usage.portCoerce],
         ["name", "n", None, "The name to take once connected."],
+    ]
+
+    optFlags = [
+        [
+            "reconnect",
+            "r",
+            "When the connection is lost, reconnect (with backoff) and resume "
+            "the session instead of exiting.",
+        ],
     ]
 
     def postOptions(self):
@@ -599,6 +816,42 @@ class Options(usage.Options):
                 wire.check_nick(self["name"])
             except wire.ProtocolError as e:
                 raise usage.UsageError("--name: %s" % (e.message,))
+
+
+@implementer(IStreamClientEndpoint)
+class _ReportingEndpoint:
+    """
+    An endpoint that tells the client about each failed attempt, for
+    L{ClientService}, which otherwise only retries.
+    """
+
+    def __init__(self, endpoint, client):
+        self._endpoint = endpoint
+        self._client = client
+
+    def connect(self, factory):
+        d = self._endpoint.connect(factory)
+
+        def failed(failure):
+            self._client.connection_failed(failure)
+            return failure
+
+        return d.addErrback(failed)
+
+
+class _ClientFactory(Factory):
+    """
+    Builds a L{ChatClientProtocol} for each connection of one L{ChatClient}.
+    """
+
+    def __init__(self, clock, client):
+        self.clock = clock
+        self.client = client
+
+    def buildProtocol(self, addr):
+        protocol = ChatClientProtocol(self.clock, self.client)
+        protocol.factory = self
+        return protocol
 
 
 def _write_err(text):
@@ -626,14 +879,34 @@ def main(reactor, *argv):
     host, port = options["host"], options["port"]
     address = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
     console = ConsoleProtocol(None)
-    client = ChatClient(reactor, address, console.write_line, _write_err, nick=options["name"])
+    client = ChatClient(
+        reactor,
+        address,
+        console.write_line,
+        _write_err,
+        nick=options["name"],
+        reconnect=bool(options["reconnect"]),
+    )
     console.client = client
-    StandardIO(console, reactor=reactor)
+    stdio = StandardIO(console, reactor=reactor)
+    client.pause_input = stdio.pauseProducing
+    client.resume_input = stdio.resumeProducing
 
     endpoint = HostnameEndpoint(reactor, host, port)
-    connectProtocol(endpoint, ChatClientProtocol(reactor, client)).addErrback(
-        client.connection_failed
-    )
+    factory = _ClientFactory(reactor, client)
+    if options["reconnect"]:
+        service = ClientService(
+            _ReportingEndpoint(endpoint, client),
+            factory,
+            retryPolicy=client.retry_delay,
+            clock=reactor,
+        )
+        service.startService()
+        client.done.addBoth(
+            lambda result: service.stopService().addBoth(lambda _: result)
+        )
+    else:
+        endpoint.connect(factory).addErrback(client.connection_failed)
     reactor.addSystemEventTrigger("before", "shutdown", client.interrupt)
 
     def close_console(status):
