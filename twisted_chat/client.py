@@ -207,8 +207,9 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Send one message to the server.
         """
-        fields["type"] = type
-        self.sendString(wire.encode(fields))
+        message = {"type": type}
+        message.update(fields)
+        self.sendString(wire.encode(message))
 
     def lengthLimitExceeded(self, length):
         """

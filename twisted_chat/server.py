@@ -456,8 +456,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Send one message to this client only.
         """
-        fields["type"] = type
-        self._write(wire.encode_frame(fields))
+        message = {"type": type}
+        message.update(fields)
+        self._write(wire.encode_frame(message))
 
     def send_error(self, error):
         """

@@ -1,0 +1,252 @@
+"""
+Helpers for tests on real loopback sockets and child processes: waiting for
+output, a bare protocol client, servers and clients that clean up after
+themselves.
+"""
+
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    connectProtocol,
+)
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import ProcessProtocol
+from twisted.protocols.basic import Int32StringReceiver
+
+from twisted_chat import wire
+from twisted_chat.client import ChatClient, ChatClientProtocol
+from twisted_chat.server import ChatServerFactory
+from tests.common import child_env
+
+TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
+
+
+class Waiter:
+    """
+    Deferreds that fire when a condition on collected output becomes true.
+    """
+
+    def __init__(self):
+        self._waiting = []
+
+    def wait_until(self, condition):
+        """
+        @return: a Deferred firing with C{condition()}'s first true value.
+        """
+        value = condition()
+        if value:
+            return defer.succeed(value)
+        d = defer.Deferred()
+        self._waiting.append((condition, d))
+        return d
+
+    def check(self):
+        for entry in list(self._waiting):
+            condition, d = entry
+            value = condition()
+            if value:
+                self._waiting.remove(entry)
+                d.callback(value)
+
+
+class Transcript(Waiter):
+    """
+    The lines a L{ChatClient} shows, with waiting for a given line.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def __call__(self, line):
+        self.lines.append(line)
+        self.check()
+
+    def wait_for(self, text):
+        """
+        @return: a Deferred that fires once a line contains C{text}.
+        """
+        return self.wait_until(lambda: any(text in line for line in self.lines))
+
+
+class ChildProcess(ProcessProtocol, Waiter):
+    """
+    A child process whose output is collected.
+
+    @ivar ended: fires with the process's end reason
+        (L{ProcessDone} or L{ProcessTerminated}).
+    """
+
+    def __init__(self):
+        Waiter.__init__(self)
+        # bytearrays, not bytes: a chatty child's output must not be copied
+        # whole on every read.
+        self.out = bytearray()
+        self.err = bytearray()
+        self.ended = defer.Deferred()
+        self.running = True
+
+    def outReceived(self, data):
+        self.out += data
+        self.check()
+
+    def errReceived(self, data):
+        self.err += data
+        self.check()
+
+    def wait_for(self, pattern, stream="out"):
+        """
+        @return: a Deferred that fires with the first match of the regular
+            expression C{pattern} (bytes) in stdout or stderr.
+        """
+        return self.wait_until(lambda: re.search(pattern, getattr(self, stream)))
+
+    def processEnded(self, reason):
+        self.running = False
+        self.ended.callback(reason.value)
+
+    def signal(self, number):
+        self.transport.signalProcess(number)
+
+
+class LoopbackMixin:
+    """
+    Servers, clients and child processes on loopback, all cleaned up.
+    """
+
+    timeout = 15
+
+    def start_server(self, **settings):
+        """
+        Listen on 127.0.0.1, on a free port, with a real L{ChatServerFactory}.
+
+        @return: a Deferred firing with the factory; its C{port} attribute is
+            the port number.
+        """
+        factory = ChatServerFactory(clock=reactor, **settings)
+        self.addCleanup(factory.shutdown, "test over", 1.0)
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+
+        def listening(port):
+            self.addCleanup(port.stopListening)
+            factory.port = port.getHost().port
+            return factory
+
+        return endpoint.listen(factory).addCallback(listening)
+
+    def connect_client(self, port, nick=None):
+        """
+        Connect a L{ChatClient} to 127.0.0.1:C{port} and wait for its welcome.
+
+        @return: a Deferred firing with the client; its C{transcript} and
+            C{errors} attributes collect what it shows.
+        """
+        transcript, errors = Transcript(), Transcript()
+        chat = ChatClient(reactor, "127.0.0.1:%d" % (port,), transcript, errors, nick=nick)
+        chat.transcript, chat.errors = transcript, errors
+        # Wait for the client's own side of the connection to close too.
+        closed = defer.Deferred()
+        chat.done.addBoth(lambda result: (closed.callback(None), result)[1])
+        self.addCleanup(lambda: (chat.quit(), closed)[1])
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        d = connectProtocol(endpoint, ChatClientProtocol(reactor, chat))
+        d.addCallback(lambda _: transcript.wait_for("* you are "))
+        return d.addCallback(lambda _: chat)
+
+    def spawn(self, args, **kwargs):
+        """
+        Run this Python with C{args}, the checkout first on its path.
+
+        @return: the L{ChildProcess}; it is killed in cleanup if still
+            running.
+        """
+        env = child_env()
+        # Not self.mktemp(): under pytest that lands in the checkout.
+        workdir = tempfile.mkdtemp(prefix="twisted-chat-test-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        child = ChildProcess()
+        reactor.spawnProcess(
+            child, sys.executable, [sys.executable] + args, env=env, path=workdir, **kwargs
+        )
+
+        def cleanup():
+            if not child.running:
+                return None
+            for number in [signal.SIGCONT, signal.SIGKILL]:
+                try:
+                    child.signal(number)
+                except ProcessExitedAlready:
+                    pass
+            return child.ended
+
+        self.addCleanup(cleanup)
+        return child
+
+    @defer.inlineCallbacks
+    def spawn_twistd(self, *options):
+        """
+        Run C{twistd -n chat} on a free loopback port.
+
+        @return: a Deferred firing with the child and its port.
+        """
+        child = self.spawn(
+            TWISTD
+            + ["-n", "--pidfile=", "chat", "--port", "tcp:0:interface=127.0.0.1"]
+            + list(options)
+        )
+        match = yield child.wait_for(rb"starting on (\d+)")
+        return child, int(match.group(1))
+
+    def spawn_client(self, port, *options):
+        """
+        Run the stdio client against 127.0.0.1:C{port}.
+        """
+        return self.spawn(
+            ["-m", "twisted_chat.client", "--port", str(port)] + list(options)
+        )
+
+    def free_port(self):
+        """
+        A loopback port nobody listens on (bound, then released).
+        """
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+def exit_status(reason):
+    """
+    (exit code, signal) of a child's end reason.
+    """
+    return getattr(reason, "exitCode", None), getattr(reason, "signal", None)
+
+
+class RawClient(Int32StringReceiver):
+    """
+    A bare protocol client: it collects frames and sends only when told.
+    """
+
+    def __init__(self):
+        self.messages = []
+        self.lost = defer.Deferred()
+        self.waiter = Waiter()
+
+    def stringReceived(self, payload):
+        self.messages.append(wire.decode(payload))
+        self.waiter.check()
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+    def wait_for_type(self, kind):
+        return self.waiter.wait_until(
+            lambda: [m for m in self.messages if m["type"] == kind]
+        )
