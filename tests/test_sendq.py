@@ -98,6 +98,14 @@ class SendQueueTests(SynchronousTestCase):
         self.queue.close()
         self.assertTrue(self.transport.disconnecting)
 
+    def test_close_twice(self):
+        """
+        Closing twice is harmless (the producer is unregistered once).
+        """
+        self.queue.close()
+        self.queue.close()
+        self.assertTrue(self.transport.disconnecting)
+
     def test_stop(self):
         """
         stopProducing drops what waits.

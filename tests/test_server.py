@@ -836,3 +836,19 @@ class ShutdownTests(ServerMixin, SynchronousTestCase):
         self.lose(protocol, ConnectionAborted)
         self.successResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ClosingTests(ServerMixin, SynchronousTestCase):
+    """
+    Input after the server decided to close.
+    """
+
+    def test_quit_then_oversized_frame(self):
+        """
+        A quit followed in the same read by an oversized length prefix
+        closes once, quietly.
+        """
+        ((alice, alice_t),) = self.connect_many(1)
+        alice.dataReceived(frame(type="quit") + b"\xff\xff\xff\xff")
+        self.assertTrue(alice_t.disconnecting)
+        self.assertEqual(self.received(alice_t), [])

@@ -29,6 +29,7 @@ class SendQueue:
         self.on_drained = on_drained
         self.paused = False
         self.closing = False
+        self.closed = False
         self.size = 0
         self._queue = deque()
         transport.registerProducer(self, True)
@@ -76,12 +77,15 @@ class SendQueue:
         A transport with a registered producer does not close until the
         producer is unregistered, so this unregisters first.
         """
+        if self.closing or self.closed:
+            return
         self.closing = True
         if not self._queue:
             self._close_now()
 
     def _close_now(self):
         self.closing = False
+        self.closed = True
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 

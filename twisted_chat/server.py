@@ -405,6 +405,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Refuse a frame longer than max_frame and close.  (Twisted API.)
         """
+        if self._closing:
+            return
         self.send_error(
             wire.ProtocolError(
                 wire.FRAME_TOO_LARGE,
