@@ -171,6 +171,25 @@ class ProcessTests(LoopbackMixin, TestCase):
         self.assertEqual(child.err, b"")
 
     @defer.inlineCallbacks
+    def test_stdio_client_piped_file_never_rate_limited(self):
+        """
+        A 1000-line file piped through the client is paced to the server's
+        announced rate: no line is refused, every line comes back, in order.
+        """
+        server = yield self.start_server(rate=200.0, burst=20)
+        child = self.spawn_client(server.port, "--name", "batch")
+        child.transport.write(b"".join(b"line %d\n" % (i,) for i in range(1000)))
+        child.transport.closeStdin()
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (0, None), child.err)
+        lines = child.out.decode().splitlines()
+        self.assertEqual(
+            [l for l in lines if l.startswith("> batch: ")],
+            ["> batch: line %d" % (i,) for i in range(1000)],
+        )
+        self.assertFalse([l for l in lines if l.startswith("!")])
+
+    @defer.inlineCallbacks
     def test_stdio_client_refused(self):
         """
         With nothing listening, the client says so in one line and exits 1.
