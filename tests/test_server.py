@@ -517,6 +517,19 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         self.clock.advance(self.epsilon)
         self.assertExpired()
 
+    def test_never_sends_anything(self):
+        """
+        A connection that never sends a single frame is expired by the same
+        timer, timeout seconds after it connected.
+        """
+        protocol, transport = self.connect(join=False)
+        self.clock.advance(self.timeout - self.epsilon)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(self.epsilon)
+        self.assertTrue(transport.disconnected)
+        self.lose(protocol, ConnectionAborted)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_partial_frame_does_not_reset(self):
         """
         Only a whole frame counts: a trickle of bytes that never completes
