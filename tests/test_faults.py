@@ -141,7 +141,7 @@ class FaultTests(LoopbackMixin, TestCase):
         yield self.connect_raw(port, NonReader())
         flooder = yield self.connect_raw(port, Counter(count, Waiter()))
         yield flooder.welcomed
-        yield server.wait_for(rb"guest-3 connected")
+        yield server.wait_for(rb"guest-3 \(127.0.0.1:\d+\) connected")
         yield sleep(0.2)
         before = resident_kib(server.transport.pid)
         text = "x" * 4000

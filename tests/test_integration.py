@@ -136,7 +136,7 @@ class ProcessTests(LoopbackMixin, TestCase):
         chat.line_received("/who")
         yield chat.transcript.wait_for("* online: alice")
         self.assertIn("> alice: hello from alice", chat.transcript.lines)
-        yield child.wait_for(rb"alice: hello from alice")
+        yield child.wait_for(rb"alice \(127.0.0.1:\d+\) says: hello from alice")
         stopping = reactor.seconds()
         child.signal(signal.SIGTERM)
         status = yield chat.done

@@ -737,10 +737,10 @@ class LoggingTests(ServerMixin, SynchronousTestCase):
             self.send(protocol, type="quit")
             self.lose(protocol)
         formats = [(e["log_format"], e.get("name"), e.get("peer")) for e in events]
-        self.assertIn(("{name} connected from {peer}", "guest-1", "127.0.0.1:5555"), formats)
+        self.assertIn(("{name} ({peer}) connected", "guest-1", "127.0.0.1:5555"), formats)
         self.assertIn(("{old} ({peer}) is now {name}", "alice", "127.0.0.1:5555"), formats)
         self.assertIn(("{name} ({peer}) left: {reason}", "alice", "127.0.0.1:5555"), formats)
-        (message,) = [e for e in events if e["log_format"] == "{name}: {text}"]
+        (message,) = [e for e in events if e["log_format"] == "{name} ({peer}) says: {text}"]
         self.assertEqual(message["text"], "hi\\x1b[2J")
 
     def test_heartbeats_logged_only_when_verbose(self):

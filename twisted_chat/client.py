@@ -33,6 +33,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from twisted_chat import wire
+from twisted_chat._timers import cancelled
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.wire import sanitize
 
@@ -672,12 +673,8 @@ class ChatClient:
         self.quit()
 
     def _cancel_timers(self):
-        for name in ("_drain_call", "_pace_call"):
-            call = getattr(self, name)
-            if call is not None:
-                if call.active():
-                    call.cancel()
-                setattr(self, name, None)
+        self._drain_call = cancelled(self._drain_call)
+        self._pace_call = cancelled(self._pace_call)
 
     def _finish(self, status):
         if self.finished:

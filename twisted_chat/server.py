@@ -28,6 +28,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from twisted_chat import wire
+from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.sendq import SendQueue
@@ -210,7 +211,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             rate={"burst": settings.burst, "per_second": settings.rate},
         )
         self._join_call = clock.callLater(factory.join_hold, self._join)
-        self.log.info("{name} connected from {peer}", name=self.name, peer=self.peer)
+        self._log("connected")
+
+    def _log(self, event_format, **fields):
+        """
+        Log an event about this client; every such line names it the same
+        way: C{name (address)}.
+        """
+        self.log.info(
+            "{name} ({peer}) " + event_format, name=self.name, peer=self.peer, **fields
+        )
 
     def dataReceived(self, data):
         """
@@ -276,9 +286,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             return True
         self._rejected += 1
         if self._rejected >= wire.FLOOD_FACTOR * self.factory.settings.burst:
-            self.log.info(
-                "{name} ({peer}) dropped for flooding", name=self.name, peer=self.peer
-            )
+            self._log("dropped for flooding")
             self.abort(wire.REASON_FLOOD)
         else:
             self.send_error(
@@ -297,14 +305,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if self.joined:
             return
         self.joined = True
-        self._cancel_join_hold()
+        self._join_call = cancelled(self._join_call)
         self.factory.hub.join(self, self._welcome_seq)
 
-    def _cancel_join_hold(self):
-        if self._join_call is not None:
-            if self._join_call.active():
-                self._join_call.cancel()
-            self._join_call = None
 
     def _resume_first(self, message):
         """
@@ -319,7 +322,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._join()
             return
         self.joined = True
-        self._cancel_join_hold()
+        self._join_call = cancelled(self._join_call)
         self._resumed(replayed)
 
     def handle_resume(self, message):
@@ -339,12 +342,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def _resumed(self, replayed):
         self.send("resumed", replayed=replayed, name=self.name)
-        self.log.info(
-            "{name} ({peer}) resumed its session, {replayed} events replayed",
-            name=self.name,
-            peer=self.peer,
-            replayed=replayed,
-        )
+        self._log("resumed its session, {replayed} events replayed", replayed=replayed)
 
     def handle_heartbeat(self, message):
         """
@@ -357,14 +355,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         else:
             self.send("heartbeat_ack", ts=ts, now=now)
         if self.factory.settings.verbose:
-            self.log.info("heartbeat from {name} ({peer})", name=self.name, peer=self.peer)
+            self._log("sent a heartbeat")
 
     def handle_message(self, message):
         """
         Broadcast a chat message.
         """
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
-        self.log.info("{name}: {text}", name=self.name, text=wire.sanitize(text))
+        self._log("says: {text}", text=wire.sanitize(text))
         self.factory.hub.message(self, text)
 
     def handle_nick(self, message):
@@ -420,12 +418,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         The peer has been silent for C{timeout} seconds: it is gone.
         (Twisted API.)
         """
-        self.log.info(
-            "{name} ({peer}) expired after {timeout} s without a frame",
-            name=self.name,
-            peer=self.peer,
-            timeout=self.timeOut,
-        )
+        self._log("expired after {timeout} s without a frame", timeout=self.timeOut)
         self.abort(wire.REASON_TIMEOUT)
 
     def connectionLost(self, reason):
@@ -434,8 +427,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         (Twisted API.)
         """
         self.setTimeout(None)
-        self._cancel_join_hold()
-        self._cancel_lag_timer()
+        self._join_call = cancelled(self._join_call)
+        self._lag_call = cancelled(self._lag_call)
         if not self._admitted:
             return
         leave_reason = self._leave_reason
@@ -443,12 +436,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             leave_reason = (
                 wire.REASON_EOF if reason.check(ConnectionDone) else wire.REASON_RESET
             )
-        self.log.info(
-            "{name} ({peer}) left: {reason}",
-            name=self.name,
-            peer=self.peer,
-            reason=leave_reason,
-        )
+        self._log("left: {reason}", reason=leave_reason)
         self.factory.hub.leave(self, leave_reason, self._leave_message)
         self.factory.connection_lost(self)
 
@@ -486,10 +474,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     def _write(self, data):
         self.sendq.write(data)
         if self.sendq.size > self.factory.settings.sendq:
-            self.log.info(
-                "{name} ({peer}) dropped: more than {limit} bytes waiting for it",
-                name=self.name,
-                peer=self.peer,
+            self._log(
+                "dropped: more than {limit} bytes waiting for it",
                 limit=self.factory.settings.sendq,
             )
             self.abort(wire.REASON_SENDQ)
@@ -501,32 +487,19 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         self._lagged_from = seq
         self.send("lagged", missed_from=seq)
-        self.log.info(
-            "{name} ({peer}) is lagging; events from {seq} not sent",
-            name=self.name,
-            peer=self.peer,
-            seq=seq,
-        )
+        self._log("is lagging; events from {seq} not sent", seq=seq)
         if self._lag_call is None:
             self._lag_call = self.factory.clock.callLater(
                 self.factory.settings.timeout, self._lag_expired
             )
 
     def _drained(self):
-        self._cancel_lag_timer()
-
-    def _cancel_lag_timer(self):
-        if self._lag_call is not None:
-            if self._lag_call.active():
-                self._lag_call.cancel()
-            self._lag_call = None
+        self._lag_call = cancelled(self._lag_call)
 
     def _lag_expired(self):
         self._lag_call = None
-        self.log.info(
-            "{name} ({peer}) dropped: it read nothing for {timeout} s while lagging",
-            name=self.name,
-            peer=self.peer,
+        self._log(
+            "dropped: it read nothing for {timeout} s while lagging",
             timeout=self.factory.settings.timeout,
         )
         self.abort(wire.REASON_SENDQ)
@@ -627,9 +600,7 @@ class ChatServerFactory(Factory):
             if not self._per_host[host]:
                 del self._per_host[host]
         if not self.connections and self._drained:
-            if self._abort_call is not None and self._abort_call.active():
-                self._abort_call.cancel()
-            self._abort_call = None
+            self._abort_call = cancelled(self._abort_call)
             drained, self._drained = self._drained, []
             for d in drained:
                 d.callback(None)
@@ -670,9 +641,7 @@ class ChatServerFactory(Factory):
         Abort every connection now (the end of a shutdown's grace period, or
         a second signal).
         """
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None
+        self._abort_call = cancelled(self._abort_call)
         if self.connections:
             self.log.info(
                 "aborting {count} connections", count=len(self.connections)
