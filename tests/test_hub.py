@@ -303,3 +303,109 @@ class HubTests(SynchronousTestCase):
         self.assertEqual(alice.events()[0]["text"], "still here")
         self.assertEqual(broken.aborted, wire.REASON_ERROR)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class BatchTests(SynchronousTestCase):
+    """
+    Events broadcast in a batch go out together, once per member.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.hub = ChatHub(self.clock)
+        self.alice, self.bob = FakeClient("alice"), FakeClient("bob")
+        self.hub.join(self.alice, 0)
+        self.hub.join(self.bob, 1)
+        self.alice.frames, self.bob.frames = [], []
+
+    def test_one_write_per_batch(self):
+        """
+        Three events in a batch reach each member as one write of their
+        frames back to back, in order.
+        """
+        with self.hub.batch():
+            for text in "abc":
+                self.hub.message(self.alice, text)
+            self.assertEqual(self.bob.frames, [])
+        self.assertEqual(len(self.bob.frames), 1)
+        self.assertIs(self.bob.frames[0], self.alice.frames[0])
+        self.assertEqual([e["text"] for e in self.bob.events()], ["a", "b", "c"])
+
+    def test_backlog_per_event(self):
+        """
+        The backlog still keeps each event's frame on its own.
+        """
+        with self.hub.batch():
+            for text in "abc":
+                self.hub.message(self.alice, text)
+        self.assertEqual([seq for seq, _ in self.hub.replay(2)], [3, 4, 5])
+
+    def test_deliver_gets_first_seq(self):
+        """
+        deliver is told the seq of the first event in the write.
+        """
+        seen = []
+        self.bob.deliver = lambda seq, data: seen.append(seq)
+        with self.hub.batch():
+            self.hub.message(self.alice, "a")
+            self.hub.message(self.alice, "b")
+        self.assertEqual(seen, [3])
+
+    def test_join_mid_batch(self):
+        """
+        A member joining in the middle of a batch gets the events before its
+        join exactly once: the members' batch is sent first.
+        """
+        with self.hub.batch():
+            self.hub.message(self.alice, "before")
+            carol = FakeClient("carol")
+            self.hub.join(carol, 2)
+            self.hub.message(self.alice, "after")
+        self.assertEqual([e.get("text", e["type"]) for e in carol.events()], ["before", "join", "after"])
+        self.assertEqual([e.get("text", e["type"]) for e in self.bob.events()], ["before", "join", "after"])
+
+    def test_leave_mid_batch(self):
+        """
+        A member leaving in the middle of a batch gets what came before.
+        """
+        with self.hub.batch():
+            self.hub.message(self.bob, "before")
+            self.hub.leave(self.alice, wire.REASON_QUIT)
+        self.assertEqual([e.get("text") for e in self.alice.events()], ["before"])
+        self.assertEqual([e["type"] for e in self.bob.events()], ["message", "leave"])
+
+    def test_coalesce(self):
+        """
+        With coalesce, batches are sent at the end of the reactor iteration.
+        """
+        self.hub.coalesce = True
+        with self.hub.batch():
+            self.hub.message(self.alice, "a")
+        self.hub.message(self.alice, "b")
+        self.assertEqual(self.bob.frames, [])
+        self.clock.advance(0)
+        self.assertEqual(len(self.bob.frames), 1)
+        self.assertEqual([e["text"] for e in self.bob.events()], ["a", "b"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PresenceTests(SynchronousTestCase):
+    """
+    Large rooms: join and leave only up to the presence limit.
+    """
+
+    def test_no_presence_above_limit(self):
+        """
+        join and leave are broadcast while the room has at most
+        presence_limit members, and not beyond.
+        """
+        hub = ChatHub(Clock(), presence_limit=2)
+        alice, bob, carol = FakeClient("alice"), FakeClient("bob"), FakeClient("carol")
+        for member in (alice, bob, carol):
+            hub.join(member, hub.seq)
+        self.assertEqual([e["name"] for e in alice.events()], ["alice", "bob"])
+        self.assertEqual(hub.names(), ["alice", "bob", "carol"])
+        hub.leave(carol, wire.REASON_QUIT)
+        self.assertEqual(alice.events(), [])
+        hub.leave(bob, wire.REASON_QUIT)
+        self.assertEqual([e["type"] for e in alice.events()], ["leave"])

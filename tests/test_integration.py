@@ -130,7 +130,9 @@ class ProcessTests(LoopbackMixin, TestCase):
         twistd -n chat serves clients; on SIGTERM it sends shutdown, closes
         the connections and is gone within a few seconds.
         """
-        child, port = yield self.spawn_twistd("--heartbeat-interval", "1", "--timeout", "3")
+        child, port = yield self.spawn_twistd(
+            "--heartbeat-interval", "1", "--timeout", "3", "--verbose"
+        )
         chat = yield self.connect_client(port, nick="alice")
         chat.line_received("hello from alice")
         chat.line_received("/who")

@@ -44,6 +44,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
                 "backlog": 1024,
                 "sendq": 1048576,
                 "rate": {"burst": 20, "per_second": 5.0},
+                "presence": True,
             },
         )
         self.assertIsInstance(session, str)
@@ -127,6 +128,17 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         (_, first), = self.connect_many(1)
         self.connect()
         self.assertEqual(self.received(first), [{"type": "join", "seq": 2, "name": "guest-2"}])
+
+    def test_presence_announced(self):
+        """
+        welcome says whether the room is small enough for join and leave to
+        be broadcast.
+        """
+        self.factory = self.make_factory(presence_limit=1)
+        _, first = self.connect()
+        self.assertTrue(self.received(first)[0]["presence"])
+        _, second = self.connect()
+        self.assertFalse(self.received(second)[0]["presence"])
 
     def test_sessions_differ(self):
         """
@@ -727,9 +739,10 @@ class LoggingTests(ServerMixin, SynchronousTestCase):
 
     def test_log_lines(self):
         """
-        Connections, messages, renames and leaves are logged with name and
-        address; message text is sanitized.
+        Connections, renames and leaves are logged with name and address;
+        with --verbose messages are too, their text sanitized.
         """
+        self.factory = self.make_factory(verbose=True)
         with capturedLogs() as events:
             protocol, _ = self.connect(port=5555)
             self.send(protocol, type="message", text="hi\x1b[2J")
@@ -742,6 +755,15 @@ class LoggingTests(ServerMixin, SynchronousTestCase):
         self.assertIn(("{name} ({peer}) left: {reason}", "alice", "127.0.0.1:5555"), formats)
         (message,) = [e for e in events if e["log_format"] == "{name} ({peer}) says: {text}"]
         self.assertEqual(message["text"], "hi\\x1b[2J")
+
+    def test_messages_logged_only_when_verbose(self):
+        """
+        Without --verbose, chat messages are not logged (or formatted).
+        """
+        protocol, _ = self.connect()
+        with capturedLogs() as events:
+            self.send(protocol, type="message", text="quiet")
+        self.assertEqual([e for e in events if "says" in e["log_format"]], [])
 
     def test_heartbeats_logged_only_when_verbose(self):
         """

@@ -29,6 +29,7 @@ DEFAULTS = {
     "burst": 20,
     "max-clients": 10000,
     "max-per-ip": 0,
+    "presence-limit": 1000,
     "shutdown-grace": 2.0,
     "verbose": 0,
 }
@@ -72,6 +73,7 @@ class OptionsTests(SynchronousTestCase):
             "--burst", "3",
             "--max-clients", "7",
             "--max-per-ip", "2",
+            "--presence-limit", "10",
             "--shutdown-grace", "0",
             "--verbose",
         )
@@ -90,6 +92,7 @@ class OptionsTests(SynchronousTestCase):
                 "burst": 3,
                 "max-clients": 7,
                 "max-per-ip": 2,
+                "presence-limit": 10,
                 "shutdown-grace": 0.0,
                 "verbose": 1,
             },
@@ -143,6 +146,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--max-per-ip", "-1"], "--max-per-ip must be 0")
         self.assertUsageError(["--backlog", "-5"], "--backlog must be 0 or more")
         self.assertUsageError(["--shutdown-grace", "-1"], "--shutdown-grace must be 0")
+        self.assertUsageError(["--presence-limit", "-1"], "--presence-limit must be 0")
 
     def test_frame_limits(self):
         """
@@ -184,6 +188,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIs(factory, service.factory)
         self.assertEqual((factory.settings.timeout, factory.settings.verbose), (12.0, True))
         self.assertIs(factory.clock, reactor)
+        self.assertTrue(factory.hub.coalesce)
 
     def test_port_taken(self):
         """

@@ -10,6 +10,7 @@ is sent the same bytes.
 """
 
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from itertools import islice
 
 from twisted.logger import Logger
@@ -28,7 +29,8 @@ class IChatClient(Interface):
 
     def deliver(seq, data):
         """
-        Queue the frame bytes (length prefix included) of event C{seq}.
+        Queue frame bytes (length prefixes included): the frames of events
+        C{seq}, C{seq + 1}, ..., one or more, back to back.
         """
 
     def abort(reason):
@@ -54,22 +56,45 @@ class ChatHub:
     """
     The room: members by name, the C{seq} counter, the backlog, sessions.
 
+    Events broadcast inside L{batch} (the server opens one around each read)
+    are sent to every member together, as one write of their concatenated
+    frames; with C{coalesce}, events are gathered for the whole reactor
+    iteration.  Either way each event is encoded once, and every member gets
+    the same bytes in the same order.
+
     @ivar seq: the C{seq} of the last broadcast event, 0 before the first.
     @ivar closing: set by L{close}; leaves are then no longer broadcast.
     @ivar backlog: the frames of the last events, oldest first.
+    @ivar presence_limit: join and leave are broadcast only while the room
+        has at most this many members.
     """
 
     log = Logger()
 
-    def __init__(self, clock, backlog=wire.DEFAULT_BACKLOG):
+    def __init__(
+        self,
+        clock,
+        backlog=wire.DEFAULT_BACKLOG,
+        presence_limit=wire.DEFAULT_PRESENCE_LIMIT,
+        coalesce=False,
+    ):
         """
         @param clock: an L{IReactorTime}; message events carry its time.
         @param backlog: how many events to keep for replay.
+        @param presence_limit: see L{presence_limit}.
+        @param coalesce: gather events until the end of the reactor
+            iteration (C{clock.callLater(0)}) before sending them.
         """
         self.clock = clock
         self.seq = 0
         self.closing = False
+        self.presence_limit = presence_limit
+        self.coalesce = coalesce
         self.backlog = deque(maxlen=backlog)
+        # Frames broadcast but not yet sent to the members.
+        self._pending = []
+        self._depth = 0
+        self._flush_call = None
         self._members = {}
         self._guests = 0
         self._sessions = {}
@@ -82,6 +107,58 @@ class ChatHub:
 
     def __contains__(self, client):
         return self._members.get(client.name.lower()) is client
+
+    @property
+    def presence(self):
+        """
+        Whether join and leave are broadcast (the room is small enough).
+        """
+        return len(self._members) <= self.presence_limit
+
+    @contextmanager
+    def batch(self):
+        """
+        Gather the events broadcast inside the block and send them to every
+        member together at its end.
+        """
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._pending:
+                self._request_flush()
+
+    def _request_flush(self):
+        if not self.coalesce:
+            self.flush()
+        elif self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
+
+    def flush(self):
+        """
+        Send every member the events broadcast since the last flush, as one
+        write.
+        """
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        pending = self._pending
+        if not pending:
+            return
+        first = self.seq - len(pending) + 1
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        del pending[:]
+        failed = []
+        for client in list(self._members.values()):
+            try:
+                client.deliver(first, data)
+            except Exception:
+                self.log.failure("sending to {name} failed", name=client.name)
+                failed.append(client)
+        for client in failed:
+            client.abort(wire.REASON_ERROR)
 
     @property
     def oldest_seq(self):
@@ -131,9 +208,10 @@ class ChatHub:
 
         @return: how many were sent.
         """
+        self.flush()
         frames = self.replay(after_seq) or []
-        for seq, data in frames:
-            client.deliver(seq, data)
+        if frames:
+            client.deliver(frames[0][0], b"".join(data for _, data in frames))
         return len(frames)
 
     def join(self, client, after_seq):
@@ -146,7 +224,8 @@ class ChatHub:
         """
         self._catch_up(client, after_seq)
         self._add(client)
-        self._broadcast({"type": "join", "name": client.name})
+        if self.presence:
+            self._broadcast({"type": "join", "name": client.name})
 
     def resume(self, client, token, last_seq):
         """
@@ -164,6 +243,7 @@ class ChatHub:
             if the session is unknown or the backlog no longer reaches
             C{last_seq + 1}.
         """
+        self.flush()
         session = self._sessions.get(token)
         frames = None if session is None else self.replay(last_seq)
         if frames is None:
@@ -174,8 +254,8 @@ class ChatHub:
                 oldest_seq=self.oldest_seq,
             )
         old = session.client
-        for seq, data in frames:
-            client.deliver(seq, data)
+        if frames:
+            client.deliver(frames[0][0], b"".join(data for _, data in frames))
         if old is client:
             return len(frames)
         client.session = token
@@ -189,7 +269,8 @@ class ChatHub:
             client.name = session.name
         self._ended.pop(token, None)
         self._add(client, session)
-        self._broadcast({"type": "join", "name": client.name})
+        if self.presence:
+            self._broadcast({"type": "join", "name": client.name})
         return len(frames)
 
     def _add(self, client, session=None):
@@ -210,6 +291,8 @@ class ChatHub:
         """
         if client not in self:
             return
+        self.flush()
+        announce = self.presence
         del self._members[client.name.lower()]
         session = self._sessions.get(client.session)
         if session is not None and session.client is client:
@@ -217,7 +300,7 @@ class ChatHub:
             session.name = client.name
             self._ended[client.session] = self.seq
             self._forget_ended()
-        if self.closing:
+        if self.closing or not announce:
             return
         event = {"type": "leave", "name": client.name, "reason": reason}
         if message is not None:
@@ -272,28 +355,24 @@ class ChatHub:
 
     def close(self):
         """
-        The server is stopping: from now on, leaves are not broadcast.
+        The server is stopping: send what is pending; from now on, leaves
+        are not broadcast.
         """
+        self.flush()
         self.closing = True
 
     def _broadcast(self, event):
         """
-        Give C{event} the next C{seq}, keep it, and send it to every member.
+        Give C{event} the next C{seq}, keep it, and send it to every member
+        (at the end of the current batch).
 
         This is the only place C{seq} changes, so it rises by exactly one per
-        event and every member sees the same order.  A member whose delivery
-        fails is aborted after the others have been served.
+        event and every member sees the same order.
         """
         self.seq += 1
-        seq = event["seq"] = self.seq
+        event["seq"] = self.seq
         data = wire.encode_frame(event)
         self.backlog.append(data)
-        failed = []
-        for client in list(self._members.values()):
-            try:
-                client.deliver(seq, data)
-            except Exception:
-                self.log.failure("sending to {name} failed", name=client.name)
-                failed.append(client)
-        for client in failed:
-            client.abort(wire.REASON_ERROR)
+        self._pending.append(data)
+        if self._depth == 0:
+            self._request_flush()

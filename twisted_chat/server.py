@@ -68,6 +68,7 @@ class ServerSettings:
     burst: int = wire.DEFAULT_BURST
     max_clients: int = wire.DEFAULT_MAX_CLIENTS
     max_per_ip: int = wire.DEFAULT_MAX_PER_IP
+    presence_limit: int = wire.DEFAULT_PRESENCE_LIMIT
     verbose: bool = False
 
 
@@ -209,6 +210,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             backlog=settings.backlog,
             sendq=settings.sendq,
             rate={"burst": settings.burst, "per_second": settings.rate},
+            presence=len(hub) < settings.presence_limit,
         )
         self._join_call = clock.callLater(factory.join_hold, self._join)
         self._log("connected")
@@ -227,7 +229,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Ignore whatever arrives once the connection is closing.  (Twisted API.)
         """
         if not self._closing:
-            Int32StringReceiver.dataReceived(self, data)
+            with self.factory.hub.batch():
+                Int32StringReceiver.dataReceived(self, data)
 
     # Client-to-server messages, each handled by handle_<type>:
     #
@@ -330,7 +333,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Catch up on this connection's own session, after a lagged.
         """
         token, last_seq = _check_resume(message)
-        # Whatever happens, the client gets events again from now on.
+        # Events still pending go out first (and skip us while we lag);
+        # whatever happens next, we get events again from now on.
+        self.factory.hub.flush()
         self._lagged_from = None
         if token != self.session:
             raise wire.ProtocolError(
@@ -362,7 +367,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Broadcast a chat message.
         """
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
-        self._log("says: {text}", text=wire.sanitize(text))
+        if self.factory.settings.verbose:
+            self._log("says: {text}", text=wire.sanitize(text))
         self.factory.hub.message(self, text)
 
     def handle_nick(self, message):
@@ -448,6 +454,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         message = {"type": type}
         message.update(fields)
+        # Broadcasts caused by earlier frames go out before this reply.
+        self.factory.hub.flush()
         self._write(wire.encode_frame(message))
 
     def send_error(self, error):
@@ -539,10 +547,12 @@ class ChatServerFactory(Factory):
     log = Logger()
     join_hold = JOIN_HOLD
 
-    def __init__(self, clock=None, random=None, **settings):
+    def __init__(self, clock=None, random=None, coalesce=False, **settings):
         """
         @param clock: an L{IReactorTime}; the global reactor by default.
         @param random: a L{Random} for the reconnect delays in shutdown.
+        @param coalesce: gather broadcasts for a whole reactor iteration
+            (see L{ChatHub}); the twistd plugin turns it on.
         @param settings: L{ServerSettings} fields.
         """
         if clock is None:
@@ -550,7 +560,12 @@ class ChatServerFactory(Factory):
         self.clock = clock
         self.random = Random() if random is None else random
         self.settings = ServerSettings(**settings)
-        self.hub = ChatHub(clock, self.settings.backlog)
+        self.hub = ChatHub(
+            clock,
+            self.settings.backlog,
+            presence_limit=self.settings.presence_limit,
+            coalesce=coalesce,
+        )
         self.connections = set()
         self._per_host = Counter()
         self._drained = []

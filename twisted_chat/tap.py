@@ -180,6 +180,14 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "presence-limit",
+            None,
+            wire.DEFAULT_PRESENCE_LIMIT,
+            "Broadcast join and leave only while the room has at most this "
+            "many members.",
+            _int,
+        ],
+        [
             "shutdown-grace",
             None,
             DEFAULT_SHUTDOWN_GRACE,
@@ -240,6 +248,8 @@ class Options(usage.Options):
             raise usage.UsageError("--max-clients must be at least 1")
         if self["max-per-ip"] < 0:
             raise usage.UsageError("--max-per-ip must be 0 (no limit) or more")
+        if self["presence-limit"] < 0:
+            raise usage.UsageError("--presence-limit must be 0 or more")
         if not self["shutdown-grace"] >= 0:
             raise usage.UsageError("--shutdown-grace must be 0 or more")
 
@@ -259,6 +269,7 @@ class Options(usage.Options):
             burst=self["burst"],
             max_clients=self["max-clients"],
             max_per_ip=self["max-per-ip"],
+            presence_limit=self["presence-limit"],
             verbose=bool(self["verbose"]),
         )
 
@@ -339,7 +350,9 @@ def makeService(options, reactor=None):
     signals = reactor is None
     if reactor is None:
         from twisted.internet import reactor
-    factory = ChatServerFactory(clock=reactor, **vars(options.settings()))
+    factory = ChatServerFactory(
+        clock=reactor, coalesce=True, **vars(options.settings())
+    )
     service = ChatService(
         factory,
         grace=options["shutdown-grace"],

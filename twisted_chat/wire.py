@@ -28,6 +28,7 @@ DEFAULT_RATE = 5.0
 DEFAULT_BURST = 20
 DEFAULT_MAX_CLIENTS = 10000
 DEFAULT_MAX_PER_IP = 0
+DEFAULT_PRESENCE_LIMIT = 1000
 #: The bucket for all frames allows this many times the message rate and
 #: burst, so ordinary clients never meet it.
 FRAME_RATE_FACTOR = 10
