@@ -115,3 +115,94 @@ class SendQueueTests(SynchronousTestCase):
         self.queue.stopProducing()
         self.assertEqual(self.queue.size, 0)
         self.assertEqual(len(self.queue), 0)
+
+
+class FakeSocket:
+    """
+    A socket whose send takes at most C{room} bytes, or raises.
+    """
+
+    def __init__(self, room, error=None):
+        self.room = room
+        self.error = error
+        self.sent = b""
+
+    def send(self, data):
+        if self.error is not None:
+            raise self.error
+        taken = data[: self.room]
+        self.room -= len(taken)
+        self.sent += taken
+        return len(taken)
+
+
+class SocketTransport(StringTransport):
+    """
+    A StringTransport with the attributes of Twisted's socket transports,
+    so that SendQueue sends on its socket directly.
+    """
+
+    def __init__(self, socket):
+        super().__init__()
+        self.socket = socket
+        self.dataBuffer = b""
+        self._tempDataLen = 0
+
+
+class EagerSendTests(SynchronousTestCase):
+    """
+    Sending straight to the socket when the transport holds nothing.
+    """
+
+    def test_sent_directly(self):
+        """
+        With nothing buffered, data goes to the socket, not the transport.
+        """
+        transport = SocketTransport(FakeSocket(room=100))
+        SendQueue(transport).write(b"hello")
+        self.assertEqual(transport.socket.sent, b"hello")
+        self.assertEqual(transport.value(), b"")
+
+    def test_partial_send(self):
+        """
+        What the socket does not take goes to the transport, in order.
+        """
+        transport = SocketTransport(FakeSocket(room=3))
+        SendQueue(transport).write(b"hello")
+        self.assertEqual(transport.socket.sent, b"hel")
+        self.assertEqual(transport.value(), b"lo")
+
+    def test_would_block(self):
+        """
+        A socket that would block leaves everything to the transport.
+        """
+        transport = SocketTransport(FakeSocket(room=0, error=BlockingIOError()))
+        SendQueue(transport).write(b"hello")
+        self.assertEqual(transport.value(), b"hello")
+
+    def test_buffered_data_not_overtaken(self):
+        """
+        If the transport still holds data, new data queues behind it.
+        """
+        transport = SocketTransport(FakeSocket(room=100))
+        transport.dataBuffer = b"older"
+        SendQueue(transport).write(b"newer")
+        self.assertEqual(transport.socket.sent, b"")
+        self.assertEqual(transport.value(), b"newer")
+
+    def test_closing_transport(self):
+        """
+        A transport that is closing is not written to directly.
+        """
+        transport = SocketTransport(FakeSocket(room=100))
+        transport.disconnecting = True
+        SendQueue(transport).write(b"late")
+        self.assertEqual(transport.socket.sent, b"")
+
+    def test_other_transports(self):
+        """
+        Transports without a socket (TLS, tests) just get write.
+        """
+        transport = StringTransport()
+        SendQueue(transport).write(b"plain")
+        self.assertEqual(transport.value(), b"plain")
