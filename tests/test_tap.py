@@ -17,7 +17,7 @@ from twisted_chat import tap
 from tests.common import child_env, parse_frames
 
 DEFAULTS = {
-    "port": "tcp:56562",
+    "port": "tcp:56562:backlog=1024",
     "heartbeat-interval": 10.0,
     "timeout": 30.0,
     "max-frame": 65536,
@@ -80,7 +80,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             dict(options),
             {
-                "port": "tcp:4000",
+                "port": "tcp:4000:backlog=1024",
                 "heartbeat-interval": 0.5,
                 "timeout": 2.0,
                 "max-frame": 2048,

@@ -19,6 +19,7 @@ Every run is bounded in time and stops by itself.
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -178,12 +179,21 @@ class LoadClient(Int32StringReceiver):
     def start_sending(self):
         options = self.worker.options
         if options["rate"]:
+            # Senders start at random points of their period, as users do,
+            # instead of all at once.
+            period = 1.0 / options["rate"]
             self.pacer = task.LoopingCall(self.send_message)
             self.pacer.clock = self.worker.reactor
-            self.pacer.start(1.0 / options["rate"], now=False)
+            self.worker.reactor.callLater(
+                random.uniform(0, period), self._start_pacer, period
+            )
         else:
             for _ in range(options["inflight"]):
                 self.send_message()
+
+    def _start_pacer(self, period):
+        if self.pacer is not None and self.worker.sending:
+            self.pacer.start(period)
 
     def send_message(self):
         if self.inflight >= self.worker.options["inflight"]:
@@ -258,6 +268,13 @@ class Worker:
         endpoint = TCP4ClientEndpoint(self.reactor, options["host"], options["port"], timeout=10)
         delay = procs / float(options["ramp"])
         recorders = max(1, len(mine) // 10)
+
+        def failed(failure):
+            self.connect_failures += 1
+            self.report(event="error", message="connect: %s" % (failure.getErrorMessage(),))
+
+        attempts = []
+        started = time.time()
         for n, gid in enumerate(mine):
             client = LoadClient(
                 self,
@@ -266,25 +283,28 @@ class Worker:
                 recorder=n < recorders or gid < options["senders"],
                 verifier=n < 2,
             )
-            try:
-                yield connectProtocol(endpoint, client)
-            except Exception as e:
-                self.connect_failures += 1
-                if not self.clients:
-                    # Not even the first connection: nothing to measure.
+            if n == 0:
+                # The first connection alone: if it fails, nothing will work.
+                try:
+                    yield connectProtocol(endpoint, client)
+                except Exception as e:
                     self.report(event="fatal", message="cannot connect to %s:%d: %s" % (
                         options["host"], options["port"], e))
                     self.stdio.loseConnection()
                     return
-                self.report(event="error", message="connect: %s" % (e,))
+                self.clients.append(client)
                 continue
-            self.clients.append(client)
-            if n % 100 == 0:
-                self.report(event="progress", connected=len(self.clients), welcomed=self.welcomed)
-            yield task.deferLater(self.reactor, delay, lambda: None)
+            d = connectProtocol(endpoint, client)
+            d.addCallbacks(self.clients.append, failed)
+            attempts.append(d)
+            # Keep to the ramp rate: open connections in steps of 1 ms.
+            due = started + (n + 1) * delay
+            if due - time.time() > 0.001:
+                yield task.deferLater(self.reactor, due - time.time(), lambda: None)
+        yield defer.DeferredList(attempts)
         while self.welcomed < len(self.clients):
-            yield task.deferLater(self.reactor, 0.05, lambda: None)
-        self.report(event="ready", connected=len(self.clients))
+            yield task.deferLater(self.reactor, 0.01, lambda: None)
+        self.report(event="ready", connected=len(self.clients), ramp=time.time() - started)
 
     def command(self, line):
         if line == "start":
@@ -429,6 +449,8 @@ class LoadRun:
         self.workers = []
         self.warnings = []
         self.fatal = None
+        self.ramp_seconds = None
+        self.server_stats = None
         self._waiting = []
         self.bar = None
 
@@ -481,6 +503,7 @@ class LoadRun:
             )
             if self.fatal:
                 raise RuntimeError(self.fatal)
+            self.ramp_seconds = max(w.last.get("ramp", 0.0) for w in self.workers)
             self.bar.phase("warm-up")
             for worker in self.workers:
                 worker.command("start")
@@ -489,9 +512,12 @@ class LoadRun:
             for worker in self.workers:
                 worker.command("measure")
             measure_start = self.reactor.seconds()
+            server = _ServerSampler(options["server-pid"])
             while self.reactor.seconds() - measure_start < options["duration"]:
                 yield task.deferLater(self.reactor, 0.25, lambda: None)
                 self.bar.tick(self.reactor.seconds() - measure_start)
+                server.sample()
+            self.server_stats = server.result()
             for worker in self.workers:
                 worker.command("stop")
             yield _with_timeout(
@@ -534,6 +560,8 @@ class LoadRun:
 
         summary = {
             "server": "%s:%d" % (self.options["host"], self.options["port"]),
+            "connect_seconds": self.ramp_seconds,
+            "server_process": self.server_stats,
             "connections": sum(f["connected"] for f in finals),
             "connect_failures": sum(f["connect_failures"] for f in finals),
             "senders": self.options["senders"],
@@ -578,6 +606,43 @@ class LoadRun:
         self._timelines = [f["timeline"] for f in finals]
         self._latency = latency
         return summary
+
+
+class _ServerSampler:
+    """
+    The server process's resident memory and CPU use while measuring, read
+    from /proc (Linux), when its pid is given.
+    """
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak_rss = 0
+        self.start = self._cpu() if pid else None
+        self.started = time.time()
+
+    def _cpu(self):
+        with open("/proc/%d/stat" % (self.pid,)) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def sample(self):
+        if not self.pid:
+            return
+        with open("/proc/%d/status" % (self.pid,)) as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    self.peak_rss = max(self.peak_rss, int(line.split()[1]))
+
+    def result(self):
+        if not self.pid:
+            return None
+        self.sample()
+        elapsed = time.time() - self.started
+        return {
+            "pid": self.pid,
+            "peak_rss_mib": round(self.peak_rss / 1024.0, 1),
+            "cpu_percent": round(100.0 * (self._cpu() - self.start) / elapsed, 1),
+        }
 
 
 def _forward(options):
@@ -657,7 +722,8 @@ def format_summary(summary):
 
     rows = [
         ("server", summary["server"]),
-        ("connections", "%d (%d failed)" % (summary["connections"], summary["connect_failures"])),
+        ("connections", "%d (%d failed), all connected in %.2f s" % (
+            summary["connections"], summary["connect_failures"], summary["connect_seconds"] or 0)),
         ("senders", "%d, %s, %d-byte texts" % (
             summary["senders"],
             "%g msg/s each" % summary["rate_per_sender"] if summary["rate_per_sender"]
@@ -678,6 +744,9 @@ def format_summary(summary):
         ("lagged / errors", "%d / %s" % (integrity["lagged"], integrity["errors"] or "none")),
         ("tool CPU per process", ", ".join("%.0f%%" % c for c in summary["tool_cpu_percent"])),
     ]
+    if summary["server_process"]:
+        rows.append(("server process", "peak RSS %.1f MiB, CPU %.1f%% of a core" % (
+            summary["server_process"]["peak_rss_mib"], summary["server_process"]["cpu_percent"])))
     width = max(len(name) for name, _ in rows)
     lines = ["%s  %s" % (name.ljust(width), value) for name, value in rows]
     busy = [c for c in summary["tool_cpu_percent"] if c > 90]
@@ -952,6 +1021,7 @@ class LoadOptions(usage.Options):
         ["sample", None, 0, "Record latency of one message in N (0: 1 at a fixed rate, else 16).", int],
         ["json", None, None, "Also write the results to this JSON file."],
         ["plot", None, None, "Draw latency over time and its histogram to this PNG file."],
+        ["server-pid", None, 0, "Also report this server process's memory and CPU (Linux).", int],
     ]
     optFlags = [["quiet", "q", "No progress bar."]]
 

@@ -24,6 +24,10 @@ from twisted_chat.server import (
 )
 
 
+#: The listen backlog for a bare --port number.
+LISTEN_BACKLOG = 1024
+
+
 def endpoint_description(value):
     """
     Turn a C{--port} value into a server endpoint description.
@@ -37,7 +41,9 @@ def endpoint_description(value):
     if value.isdigit():
         if int(value) > 65535:
             raise ValueError("port %s is out of range (0-65535)" % (value,))
-        value = "tcp:" + value
+        # Twisted's default backlog of 50 drops the SYNs of a burst of
+        # connects (they are retried only after 1, 3, 7 s).
+        value = "tcp:%s:backlog=%d" % (value, LISTEN_BACKLOG)
     try:
         serverFromString(MemoryReactor(), value)
     except Exception as e:
@@ -46,8 +52,8 @@ def endpoint_description(value):
 
 
 endpoint_description.coerceDoc = (
-    "A port number, or a Twisted server endpoint such as "
-    "tcp:56562:interface=127.0.0.1."
+    "A port number (TCP on every interface, backlog 1024), or a Twisted "
+    "server endpoint such as tcp:56562:interface=127.0.0.1:backlog=1024."
 )
 
 
@@ -95,7 +101,7 @@ class Options(usage.Options):
         [
             "port",
             "p",
-            "tcp:%d" % (wire.DEFAULT_PORT,),
+            "tcp:%d:backlog=%d" % (wire.DEFAULT_PORT, LISTEN_BACKLOG),
             "Where to listen.",
             endpoint_description,
         ],
