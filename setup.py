@@ -29,6 +29,9 @@ setup(
     packages=["twisted_chat", "twisted.plugins"],
     install_requires=[
         "Twisted>=22.10",
+        # The load tool (python -m twisted_chat.bench):
+        "hdrhistogram>=0.10",
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": [
@@ -36,10 +39,15 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6",
         ],
+        # The load tool's --plot.
+        "plot": [
+            "matplotlib>=3.5",
+        ],
     },
     entry_points={
         "console_scripts": [
             "twisted-chat = twisted_chat.client:run",
+            "twisted-chat-bench = twisted_chat.bench:run",
         ],
     },
     classifiers=[

@@ -835,10 +835,6 @@ class _Watcher(Int32StringReceiver):
         self.sendString(b'{"type":"heartbeat"}')
         if not self.read:
             self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            self.transport.pauseProducing()
-            self.beat = task.LoopingCall(self.sendString, b'{"type":"heartbeat"}')
-            self.beat.clock = self.reactor
-            self.beat.start(0.5)
 
     def stringReceived(self, payload):
         self.last_frame = self.reactor.seconds()
@@ -850,13 +846,22 @@ class _Watcher(Int32StringReceiver):
             self.timeout = message["timeout"]
             self.beat = task.LoopingCall(self.sendString, b'{"type":"heartbeat"}')
             self.beat.clock = self.reactor
-            self.beat.start(message["heartbeat_interval"], now=False)
-            self.watchdog = self.reactor.callLater(self.timeout, self.transport.abortConnection)
+            if self.read:
+                self.beat.start(message["heartbeat_interval"], now=False)
+                self.watchdog = self.reactor.callLater(
+                    self.timeout, self.transport.abortConnection
+                )
+            else:
+                # Alive, but from now on it reads nothing.
+                self.transport.pauseProducing()
+                self.beat.start(message["heartbeat_interval"] / 2.0)
             self.welcome.callback(message)
 
     def silence(self):
         if self.beat is not None and self.beat.running:
             self.beat.stop()
+        if self.watchdog is not None and self.watchdog.active():
+            self.watchdog.cancel()
 
     def connectionLost(self, reason):
         self.lost_at = self.reactor.seconds()
@@ -945,7 +950,6 @@ def run_chaos(reactor, options, out):
     yield task.deferLater(reactor, 0.2, lambda: None)
     began = reactor.seconds()
     silent.silence()
-    silent.watchdog.cancel()
     at = yield observer.wait_for(
         lambda m: m["type"] == "leave" and m.get("reason") == "timeout", bound + 2
     )
@@ -1094,7 +1098,11 @@ def main(reactor, *argv):
         yield run_worker(reactor, sub)
         return
     if command == "chaos":
-        ok = yield run_chaos(reactor, sub, sys.stdout)
+        try:
+            ok = yield run_chaos(reactor, sub, sys.stdout)
+        except RuntimeError as e:
+            sys.stderr.write("twisted-chat-bench: chaos: %s\n" % (e,))
+            raise SystemExit(1)
         if not ok:
             raise SystemExit(1)
         return

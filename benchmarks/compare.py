@@ -1,0 +1,136 @@
+"""
+The performance targets, measured side by side: twisted-chat against the
+baseline server (benchmarks/baseline_server.py), same tool, same machine,
+alternating, several rounds; medians and ratios are printed at the end.
+
+Usage: python benchmarks/compare.py [--rounds 3] [--only fanout,latency,scale]
+
+Scenarios (each a `python -m twisted_chat.bench load` run):
+  fanout   100 connections, 10 senders as fast as possible (32 in flight
+           each), 64-byte texts
+  latency  1000 connections, 20 senders at 5 messages/s each (100,000
+           deliveries/s)
+  scale    10,000 connections with heartbeats, no messages (twisted-chat
+           only): connect time, server memory, idle CPU
+
+Servers listen on 127.0.0.1 only; every run stops by itself.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = {
+    "fanout": ["--connections", "100", "--senders", "10", "--inflight", "32",
+               "--size", "64", "--duration", "10", "--warmup", "2"],
+    "latency": ["--connections", "1000", "--senders", "20", "--rate", "5",
+                "--size", "64", "--duration", "10", "--warmup", "2"],
+    "scale": ["--connections", "10000", "--senders", "0", "--ramp", "5000",
+              "--duration", "10", "--warmup", "2"],
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(server, port):
+    if server == "twisted-chat":
+        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "-n", "--pidfile=", "chat", "--port",
+                "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,), "--rate", "0"]
+        ready = rb"starting on %d" % (port,)
+    else:
+        args = [sys.executable, os.path.join(HERE, "baseline_server.py"), str(port)]
+        ready = rb"listening on %d" % (port,)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = b""
+    deadline = time.time() + 30
+    while ready not in seen:
+        if time.time() > deadline or process.poll() is not None:
+            raise SystemExit("%s did not start:\n%s" % (server, seen.decode(errors="replace")))
+        seen += process.stdout.readline()
+    # Keep draining its output so that its log can never block it.
+    subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
+    return process
+
+
+def load(port, pid, scenario):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = [sys.executable, "-m", "twisted_chat.bench", "load", "--quiet",
+                "--port", str(port), "--server-pid", str(pid), "--json", out.name]
+        subprocess.run(args + SCENARIOS[scenario], timeout=300, stdout=subprocess.DEVNULL)
+        with open(out.name) as f:
+            return json.load(f)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="fanout,latency,scale")
+    args = parser.parse_args()
+    results = {}
+    for scenario in args.only.split(","):
+        servers = ["twisted-chat"] if scenario == "scale" else ["twisted-chat", "baseline"]
+        for round in range(args.rounds):
+            for server in servers:
+                port = free_port()
+                process = start(server, port)
+                try:
+                    summary = load(port, process.pid, scenario)
+                finally:
+                    process.kill()
+                    process.wait()
+                results.setdefault((scenario, server), []).append(summary)
+                print("%-8s round %d %-13s %9.0f deliveries/s  p50 %s  p99 %s ms  integrity %s" % (
+                    scenario, round + 1, server, summary["deliveries_per_second"],
+                    summary["latency_ms"]["p50"], summary["latency_ms"]["p99"],
+                    "OK" if summary["ok"] else "FAILED"), flush=True)
+
+    print("\nmedians of %d rounds (2 cores, shared by the server and the load tool)" % (args.rounds,))
+    print("%-8s %-13s %12s %9s %9s %9s %10s %9s %8s" % (
+        "scenario", "server", "deliveries/s", "p50 ms", "p99 ms", "max ms",
+        "connect s", "RSS MiB", "CPU %"))
+    for (scenario, server), runs in results.items():
+        def m(get):
+            return median([get(r) for r in runs])
+        row = (
+            m(lambda r: r["deliveries_per_second"]),
+            m(lambda r: r["latency_ms"]["p50"]),
+            m(lambda r: r["latency_ms"]["p99"]),
+            m(lambda r: r["latency_ms"]["max"]),
+            m(lambda r: r["connect_seconds"]),
+            m(lambda r: r["server_process"]["peak_rss_mib"]),
+            m(lambda r: r["server_process"]["cpu_percent"]),
+        )
+        print("%-8s %-13s %12s %9s %9s %9s %10s %9s %8s" % ((scenario, server) + tuple(
+            "-" if v is None else ("%.0f" % v if i == 0 else "%.2f" % v) for i, v in enumerate(row))))
+    for scenario in ("fanout", "latency"):
+        ours, theirs = results.get((scenario, "twisted-chat")), results.get((scenario, "baseline"))
+        if ours and theirs:
+            ratios = [a["deliveries_per_second"] / b["deliveries_per_second"]
+                      for a, b in zip(ours, theirs) if b["deliveries_per_second"]]
+            p99 = [b["latency_ms"]["p99"] / a["latency_ms"]["p99"]
+                   for a, b in zip(ours, theirs) if a["latency_ms"]["p99"]]
+            print("%s: twisted-chat / baseline deliveries, per round: %s (median %.2fx); "
+                  "baseline p99 / ours: median %.1fx" % (
+                      scenario, ", ".join("%.2fx" % r for r in ratios), median(ratios), median(p99)))
+
+
+if __name__ == "__main__":
+    main()

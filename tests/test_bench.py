@@ -1,0 +1,164 @@
+"""
+Tests for the load and chaos tool, L{twisted_chat.bench}: its parsing of
+frames, its report, and short real runs on loopback.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from twisted_chat import bench, wire
+from tests.loopback import LoopbackMixin, exit_status
+
+
+class ParsingTests(SynchronousTestCase):
+    """
+    Reading seq and text fields straight from frame bytes.
+    """
+
+    def test_compact_and_spaced_json(self):
+        """
+        Both the server's compact JSON and json.dumps' default spacing are
+        read.
+        """
+        text = bench._message_text(7, 42, 64)
+        event = {"type": "message", "from": "x", "text": text, "time": 1.0, "seq": 99}
+        for payload in [wire.encode(event), json.dumps(event).encode()]:
+            self.assertTrue(payload.startswith(bench._MESSAGE_PREFIXES))
+            self.assertEqual(bench._tail_seq(payload), 99)
+            sent_at, gid, counter = bench._text_fields(payload)
+            self.assertEqual((gid, counter), (7, 42))
+            self.assertAlmostEqual(sent_at, float(text.split()[0]))
+
+    def test_text_padded(self):
+        """
+        Message texts are padded to the requested size.
+        """
+        self.assertEqual(len(bench._message_text(1, 1, 200)), 200)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The tool's command line.
+    """
+
+    def test_load_defaults(self):
+        """
+        load defaults to the fan-out scenario on 127.0.0.1.
+        """
+        options = bench.Options()
+        options.parseOptions(["load"])
+        sub = options.subOptions
+        self.assertEqual(
+            (sub["host"], sub["connections"], sub["senders"], sub["inflight"], sub["size"]),
+            ("127.0.0.1", 100, 10, 32, 64),
+        )
+        self.assertEqual(sub["sample"], 16)
+
+    def test_bad(self):
+        """
+        Impossible numbers are usage errors.
+        """
+        from twisted.python.usage import UsageError
+
+        for argv in [["load", "--senders", "5", "--connections", "2"],
+                     ["load", "--size", "3"], ["load", "--rate", "-1"], []]:
+            self.assertRaises(UsageError, bench.Options().parseOptions, argv)
+
+
+class SummaryTests(SynchronousTestCase):
+    """
+    The final table.
+    """
+
+    def summary(self, **integrity):
+        base = {"gaps": 0, "reorders": 0, "sender_order_errors": 0,
+                "receivers_fully_verified": 4, "lagged": 0, "errors": {}}
+        base.update(integrity)
+        return {
+            "server": "127.0.0.1:1", "connect_seconds": 0.5, "server_process": None,
+            "connections": 10, "connect_failures": 0, "senders": 2, "rate_per_sender": 0,
+            "inflight": 32, "size": 64, "duration": 1.0, "sent": 5, "deliveries": 50,
+            "deliveries_per_second": 50.0,
+            "latency_ms": {"samples": 3, "p50": 1.0, "p90": 2.0, "p99": 3.0, "max": 4.0},
+            "heartbeat_rtt_ms": {"samples": 0, "p50": None, "p99": None, "max": None},
+            "integrity": base, "tool_cpu_percent": [95.0], "warnings": [],
+            "ok": not (base["gaps"] or base["reorders"]),
+        }
+
+    def test_table(self):
+        """
+        The table shows throughput, latency, integrity and a busy tool.
+        """
+        text = bench.format_summary(self.summary())
+        self.assertIn("deliveries/s", text)
+        self.assertIn("1.00 / 2.00 / 3.00 / 4.00", text)
+        self.assertIn("OK: 0 gaps", text)
+        self.assertIn("the tool itself was busy", text)
+
+    def test_failed_integrity(self):
+        """
+        Gaps make the integrity line say FAILED.
+        """
+        self.assertIn("FAILED: 3 gaps", bench.format_summary(self.summary(gaps=3)))
+
+
+class RunTests(LoopbackMixin, TestCase):
+    """
+    Short real runs of the tool, as a user would start it.
+    """
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_load_smoke(self):
+        """
+        A short load run against a real server measures deliveries and
+        latency, checks integrity, and writes JSON.
+        """
+        server = yield self.start_server(rate=0)
+        out = os.path.join(tempfile.mkdtemp(prefix="bench-"), "result.json")
+        child = self.spawn(
+            ["-m", "twisted_chat.bench", "load", "--port", str(server.port),
+             "--connections", "20", "--senders", "4", "--duration", "1",
+             "--warmup", "0.5", "--procs", "2", "--quiet", "--json", out]
+        )
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (0, None), bytes(child.out + child.err))
+        with open(out) as f:
+            summary = json.load(f)
+        self.assertEqual(summary["connections"], 20)
+        self.assertGreater(summary["deliveries"], 0)
+        self.assertGreater(summary["latency_ms"]["samples"], 0)
+        self.assertTrue(summary["ok"])
+        self.assertIn(b"deliveries/s", child.out)
+
+    @defer.inlineCallbacks
+    def test_load_cannot_connect(self):
+        """
+        With nothing listening, the tool says so in one line and exits 1.
+        """
+        port = self.free_port()
+        child = self.spawn(["-m", "twisted_chat.bench", "load", "--port", str(port), "--quiet"])
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (1, None))
+        self.assertIn(b"cannot connect to 127.0.0.1:%d" % (port,), child.err)
+        self.assertNotIn(b"Traceback", child.err)
+
+    @defer.inlineCallbacks
+    def test_chaos_smoke(self):
+        """
+        chaos runs every failure case against its own server and reports
+        each within its bound.
+        """
+        child = self.spawn(["-m", "twisted_chat.bench", "chaos"])
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (0, None), bytes(child.out + child.err))
+        for case in [b"server process killed", b"server host silent", b"client host silent",
+                     b"a reader that stops reading", b"crash and restart"]:
+            self.assertIn(case, child.out)
+        self.assertNotIn(b" NO\n", child.out)
