@@ -5,7 +5,6 @@ frames, its report, and short real runs on loopback.
 
 import json
 import os
-import sys
 import tempfile
 
 from twisted.internet import defer

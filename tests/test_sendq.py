@@ -5,7 +5,7 @@ Tests for L{twisted_chat.sendq}.
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.sendq import SendQueue
+from twisted_chat.sendq import SendQueue, no_delay
 
 
 class SendQueueTests(SynchronousTestCase):
@@ -206,3 +206,25 @@ class EagerSendTests(SynchronousTestCase):
         transport = StringTransport()
         SendQueue(transport).write(b"plain")
         self.assertEqual(transport.value(), b"plain")
+
+
+class NoDelayTests(SynchronousTestCase):
+    """
+    L{no_delay}.
+    """
+
+    def test_tcp(self):
+        """
+        On a TCP transport, Nagle's algorithm is turned off.
+        """
+        calls = []
+        transport = StringTransport()
+        transport.setTcpNoDelay = calls.append
+        no_delay(transport)
+        self.assertEqual(calls, [True])
+
+    def test_not_tcp(self):
+        """
+        Other transports are left alone.
+        """
+        no_delay(StringTransport())

@@ -17,6 +17,7 @@ Only addresses the user gives are contacted; the default is 127.0.0.1.
 Every run is bounded in time and stops by itself.
 """
 
+import gc
 import json
 import os
 import random
@@ -33,6 +34,7 @@ from twisted.protocols.basic import Int32StringReceiver, LineOnlyReceiver
 from twisted.python import usage
 
 from twisted_chat import wire
+from twisted_chat.sendq import no_delay
 
 #: Latency is recorded in microseconds, up to a minute.
 _HIGHEST_US = 60 * 1000 * 1000
@@ -110,11 +112,13 @@ class LoadClient(Int32StringReceiver):
         self.closed = defer.Deferred()
 
     def connectionMade(self):
+        no_delay(self.transport)
         # A first frame joins at once.
         self.sendString(b'{"type":"heartbeat"}')
 
     def stringReceived(self, payload):
         worker = self.worker
+        worker.frames += 1
         if payload.startswith(_MESSAGE_PREFIXES):
             seq = _tail_seq(payload)
             self._check_seq(seq)
@@ -226,6 +230,7 @@ class Worker:
         self.options = options
         self.clients = []
         self.welcomed = 0
+        self.frames = 0
         self.connect_failures = 0
         self.deliveries = 0
         self.sent = 0
@@ -304,7 +309,15 @@ class Worker:
         yield defer.DeferredList(attempts)
         while self.welcomed < len(self.clients):
             yield task.deferLater(self.reactor, 0.01, lambda: None)
-        self.report(event="ready", connected=len(self.clients), ramp=time.time() - started)
+        ramp = time.time() - started
+        # Then wait for the room to settle: every join was broadcast to
+        # everyone already there, and that must not spill into the
+        # measurement.
+        seen = -1
+        while seen != self.frames:
+            seen = self.frames
+            yield task.deferLater(self.reactor, 0.3, lambda: None)
+        self.report(event="ready", connected=len(self.clients), ramp=ramp)
 
     def command(self, line):
         if line == "start":
@@ -313,6 +326,11 @@ class Worker:
                 if client.sender:
                     client.start_sending()
         elif line == "measure":
+            # The connections live for the whole run: keep the collector
+            # from walking them again and again (its pauses would show up
+            # as latency).
+            gc.collect()
+            gc.freeze()
             self.measuring = True
             self._measure_start = time.time()
             self._cpu_start = _cpu_seconds()

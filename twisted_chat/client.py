@@ -35,6 +35,7 @@ from zope.interface import implementer
 from twisted_chat import wire
 from twisted_chat._timers import cancelled
 from twisted_chat.ratelimit import TokenBucket
+from twisted_chat.sendq import no_delay
 from twisted_chat.wire import sanitize
 
 #: Seconds to wait, after stdin ends, for the server to answer what was sent.
@@ -152,6 +153,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
         Start the liveness timer.  (Twisted API.)
         """
         self.callLater = self.clock.callLater
+        no_delay(self.transport)
         self.setTimeout(self.server_timeout)
         self.listener.connected(self)
 

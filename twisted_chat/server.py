@@ -31,7 +31,7 @@ from twisted_chat import wire
 from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.sendq import SendQueue
+from twisted_chat.sendq import SendQueue, no_delay
 
 #: Seconds a graceful shutdown waits for connections to flush and close
 #: before it aborts the rest (a dead peer never acknowledges a FIN).
@@ -186,6 +186,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             return
         self._admitted = True
         self.MAX_LENGTH = settings.max_frame
+        no_delay(self.transport)
         self.sendq = SendQueue(self.transport, self._drained)
         self.setTimeout(settings.timeout)
         self._messages = TokenBucket(settings.rate, settings.burst, clock)
