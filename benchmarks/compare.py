@@ -19,7 +19,6 @@ Servers listen on 127.0.0.1 only; every run stops by itself.
 import argparse
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -69,9 +68,13 @@ def load(port, pid, scenario):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         args = [sys.executable, "-m", "twisted_chat.bench", "load", "--quiet",
                 "--port", str(port), "--server-pid", str(pid), "--json", out.name]
-        subprocess.run(args + SCENARIOS[scenario], timeout=300, stdout=subprocess.DEVNULL)
+        run = subprocess.run(args + SCENARIOS[scenario], timeout=300,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         with open(out.name) as f:
-            return json.load(f)
+            text = f.read()
+        if not text:
+            raise SystemExit("the %s run failed:\n%s" % (scenario, run.stderr.decode(errors="replace")))
+        return json.loads(text)
 
 
 def median(values):

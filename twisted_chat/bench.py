@@ -118,7 +118,6 @@ class LoadClient(Int32StringReceiver):
 
     def stringReceived(self, payload):
         worker = self.worker
-        worker.frames += 1
         if payload.startswith(_MESSAGE_PREFIXES):
             seq = _tail_seq(payload)
             self._check_seq(seq)
@@ -166,6 +165,7 @@ class LoadClient(Int32StringReceiver):
             worker.errors[code] = worker.errors.get(code, 0) + 1
 
     def _check_seq(self, seq):
+        self.worker.events += 1
         last = self.last_seq
         if last is not None:
             if seq <= last:
@@ -230,7 +230,8 @@ class Worker:
         self.options = options
         self.clients = []
         self.welcomed = 0
-        self.frames = 0
+        # Events (frames with a seq) received, whatever their kind.
+        self.events = 0
         self.connect_failures = 0
         self.deliveries = 0
         self.sent = 0
@@ -312,10 +313,10 @@ class Worker:
         ramp = time.time() - started
         # Then wait for the room to settle: every join was broadcast to
         # everyone already there, and that must not spill into the
-        # measurement.
+        # measurement.  (Heartbeat acks go on; they carry no seq.)
         seen = -1
-        while seen != self.frames:
-            seen = self.frames
+        while seen != self.events:
+            seen = self.events
             yield task.deferLater(self.reactor, 0.3, lambda: None)
         self.report(event="ready", connected=len(self.clients), ramp=ramp)
 
