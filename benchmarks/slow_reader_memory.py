@@ -19,15 +19,14 @@ Traffic goes only to 127.0.0.1; each run stops by itself.
 
 import argparse
 import json
-import os
-import re
 import socket
 import sys
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import ProcessProtocol
 from twisted.protocols.basic import Int32StringReceiver
+
+from twisted_chat.bench import resident_mib, start_chat_server
 
 HEARTBEAT = b'{"type":"heartbeat"}'
 
@@ -35,33 +34,6 @@ HEARTBEAT = b'{"type":"heartbeat"}'
 def frame(message):
     payload = json.dumps(message).encode("utf-8")
     return len(payload).to_bytes(4, "big") + payload
-
-
-def resident_mib(pid):
-    with open("/proc/%d/status" % (pid,)) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-class Server(ProcessProtocol):
-    def __init__(self):
-        self.output = bytearray()
-        self.port = defer.Deferred()
-        self.ended = defer.Deferred()
-
-    def outReceived(self, data):
-        self.output += data
-        if not self.port.called:
-            match = re.search(rb"starting on (\d+)", self.output)
-            if match:
-                self.port.callback(int(match.group(1)))
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.ended.callback(None)
 
 
 class Reader(Int32StringReceiver):
@@ -99,12 +71,9 @@ class NonReader(Reader):
 
 @defer.inlineCallbacks
 def run(reactor, label, server_options, messages, size):
-    server = Server()
-    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "-n", "--pidfile=", "chat", "--port", "tcp:0:interface=127.0.0.1",
-            "--rate", "0", "--timeout", "60", "--heartbeat-interval", "5"] + server_options
-    process = reactor.spawnProcess(server, sys.executable, args, env=dict(os.environ))
-    port = yield server.port
+    process, server, port = yield start_chat_server(
+        reactor, ["--rate", "0", "--timeout", "60", "--heartbeat-interval", "5"] + server_options
+    )
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     reader = yield connectProtocol(endpoint, Reader())
     non_reader = yield connectProtocol(endpoint, NonReader())

@@ -645,12 +645,8 @@ class _ServerSampler:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sample(self):
-        if not self.pid:
-            return
-        with open("/proc/%d/status" % (self.pid,)) as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    self.peak_rss = max(self.peak_rss, int(line.split()[1]))
+        if self.pid:
+            self.peak_rss = max(self.peak_rss, resident_mib(self.pid))
 
     def result(self):
         if not self.pid:
@@ -659,7 +655,7 @@ class _ServerSampler:
         elapsed = time.time() - self.started
         return {
             "pid": self.pid,
-            "peak_rss_mib": round(self.peak_rss / 1024.0, 1),
+            "peak_rss_mib": round(self.peak_rss, 1),
             "cpu_percent": round(100.0 * (self._cpu() - self.start) / elapsed, 1),
         }
 
@@ -811,7 +807,15 @@ def plot(run, path):
 # Chaos: the classic failure cases, timed.
 
 
-class _Server(ProcessProtocol):
+class ServerProcess(ProcessProtocol):
+    """
+    A twisted-chat server run as a child process (twistd), its output
+    collected.
+
+    @ivar port: fires with the port it listens on.
+    @ivar ended: fires when it has exited.
+    """
+
     def __init__(self):
         self.output = bytearray()
         self.port = defer.Deferred()
@@ -828,6 +832,35 @@ class _Server(ProcessProtocol):
 
     def processEnded(self, reason):
         self.ended.callback(None)
+
+
+@defer.inlineCallbacks
+def start_chat_server(reactor, options, port=0):
+    """
+    Run C{twistd -n chat} on 127.0.0.1:C{port} (0: any free port) with the
+    given chat C{options}.
+
+    @return: a Deferred firing with (process transport, L{ServerProcess},
+        port number).
+    """
+    server = ServerProcess()
+    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "--pidfile=", "chat", "--port",
+            "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,)] + list(options)
+    process = reactor.spawnProcess(server, sys.executable, args, env=dict(os.environ))
+    port = yield _with_timeout(reactor, server.port, 30, "starting the server")
+    return process, server, port
+
+
+def resident_mib(pid):
+    """
+    The resident memory of process C{pid}, in MiB (Linux /proc).
+    """
+    with open("/proc/%d/status" % (pid,)) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 class _Watcher(Int32StringReceiver):
@@ -914,15 +947,8 @@ def run_chaos(reactor, options, out):
     server_args = ["--heartbeat-interval", str(interval), "--timeout", str(timeout), "--rate", "0"]
     results = []
 
-    @defer.inlineCallbacks
     def start_server(port=0):
-        server = _Server()
-        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                "-n", "--pidfile=", "chat", "--port",
-                "tcp:%d:interface=127.0.0.1" % (port,)] + server_args
-        process = reactor.spawnProcess(server, sys.executable, args, env=dict(os.environ))
-        port = yield _with_timeout(reactor, server.port, 30, "starting the server")
-        return process, server, port
+        return start_chat_server(reactor, server_args, port)
 
     @defer.inlineCallbacks
     def connect(port, read=True):
