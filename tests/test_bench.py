@@ -99,6 +99,13 @@ class SummaryTests(SynchronousTestCase):
         self.assertIn("OK: 0 gaps", text)
         self.assertIn("the tool itself was busy", text)
 
+    def test_rate_limited_warning(self):
+        """
+        A run against a rate-limiting server says how to measure instead.
+        """
+        summary = self.summary(errors={"rate_limited": 7})
+        self.assertIn("run it with --rate 0", bench.format_summary(summary))
+
     def test_failed_integrity(self):
         """
         Gaps make the integrity line say FAILED.

@@ -163,6 +163,15 @@ class LoadClient(Int32StringReceiver):
         elif name == "error":
             code = message.get("code", "?")
             worker.errors[code] = worker.errors.get(code, 0) + 1
+            if code == wire.RATE_LIMITED and self.sender:
+                # That message was refused, so it will not come back: free
+                # its slot and try again when the server says.
+                self.inflight -= 1
+                if worker.sending and not worker.options["rate"]:
+                    delay = message.get("retry_after")
+                    if not isinstance(delay, (int, float)) or delay <= 0:
+                        delay = 0.1
+                    worker.reactor.callLater(delay, self._send_if_sending)
 
     def _check_seq(self, seq):
         self.worker.events += 1
@@ -194,6 +203,10 @@ class LoadClient(Int32StringReceiver):
         else:
             for _ in range(options["inflight"]):
                 self.send_message()
+
+    def _send_if_sending(self):
+        if self.worker.sending:
+            self.send_message()
 
     def _start_pacer(self, period):
         if self.pacer is not None and self.worker.sending:
@@ -768,6 +781,9 @@ def format_summary(summary):
     if busy:
         lines.append("warning: the tool itself was busy (over 90% of a core); the "
                      "server may be faster than measured: try more --procs")
+    if integrity["errors"].get(wire.RATE_LIMITED):
+        lines.append("warning: the server rate-limited the senders; to measure "
+                     "throughput, run it with --rate 0")
     for warning in summary["warnings"]:
         lines.append("warning: %s" % (warning,))
     return "\n".join(lines)
