@@ -366,13 +366,71 @@ class BatchTests(SynchronousTestCase):
 
     def test_leave_mid_batch(self):
         """
-        A member leaving in the middle of a batch gets what came before.
+        A member leaving in the middle of a batch is sent nothing more (its
+        connection is ending); the others get the batch and the leave.
         """
         with self.hub.batch():
             self.hub.message(self.bob, "before")
             self.hub.leave(self.alice, wire.REASON_QUIT)
-        self.assertEqual([e.get("text") for e in self.alice.events()], ["before"])
+        self.assertEqual(self.alice.events(), [])
         self.assertEqual([e["type"] for e in self.bob.events()], ["message", "leave"])
+
+    def test_flush_to_one(self):
+        """
+        flush_to sends one member the pending events now, and the batch
+        then sends it only what came after.
+        """
+        with self.hub.batch():
+            self.hub.message(self.alice, "a")
+            self.hub.flush_to(self.bob)
+            self.assertEqual([e["text"] for e in self.bob.events()], ["a"])
+            self.assertEqual(self.alice.frames, [])
+            self.hub.message(self.alice, "b")
+        self.assertEqual([e["text"] for e in self.bob.events()], ["b"])
+        self.assertEqual([e["text"] for e in self.alice.events()], ["a", "b"])
+
+    def test_presence_waits(self):
+        """
+        With coalesce, join and leave wait up to PRESENCE_DELAY to go out
+        together; a message sends everything at once.
+        """
+        from twisted_chat.hub import PRESENCE_DELAY
+
+        self.hub.coalesce = True
+        carol = FakeClient("carol")
+        self.hub.join(carol, self.hub.seq)
+        self.clock.advance(0)
+        self.assertEqual(self.bob.frames, [])
+        self.clock.advance(PRESENCE_DELAY)
+        self.assertEqual([e["type"] for e in self.bob.events()], ["join"])
+        dave = FakeClient("dave")
+        self.hub.join(dave, self.hub.seq)
+        self.hub.message(self.alice, "now")
+        self.clock.advance(0)
+        self.assertEqual([e["type"] for e in self.bob.events()], ["join", "message"])
+        self.assertEqual([e["type"] for e in dave.events()], ["join", "message"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_join_surge(self):
+        """
+        A surge of arrivals costs each member a few writes, not one per
+        arrival, and everyone still sees every join exactly once, in order.
+        """
+        from twisted_chat.hub import PRESENCE_DELAY
+
+        self.hub.coalesce = True
+        newcomers = []
+        for i in range(100):
+            client = FakeClient("n%d" % (i,))
+            self.hub.join(client, self.hub.seq)
+            newcomers.append(client)
+            self.clock.advance(PRESENCE_DELAY / 10)
+        self.clock.advance(PRESENCE_DELAY)
+        self.assertLessEqual(len(self.bob.frames), 11)
+        self.assertEqual([e["name"] for e in self.bob.events()], ["n%d" % i for i in range(100)])
+        for i, client in enumerate(newcomers):
+            names = [e["name"] for e in client.events()]
+            self.assertEqual(names, ["n%d" % j for j in range(i, 100)])
 
     def test_coalesce(self):
         """

@@ -19,6 +19,13 @@ from zope.interface import Attribute, Interface
 from twisted_chat import wire
 
 
+#: With coalesce, how long join and leave events may wait to go out together
+#: with later ones: a surge of arrivals then costs each member one write per
+#: few milliseconds instead of one per arrival.  Anything else sends them
+#: at once.
+PRESENCE_DELAY = 0.01
+
+
 class IChatClient(Interface):
     """
     A member of the room, as the hub sees it.
@@ -93,6 +100,11 @@ class ChatHub:
         self.backlog = deque(maxlen=backlog)
         # Frames broadcast but not yet sent to the members.
         self._pending = []
+        # Whether a pending event must not wait (anything but presence).
+        self._urgent = False
+        # Members that were sent pending events early (they joined, or were
+        # about to get a reply), with the seq they have.
+        self._caught_up = {}
         self._depth = 0
         self._flush_call = None
         self._members = {}
@@ -132,8 +144,26 @@ class ChatHub:
     def _request_flush(self):
         if not self.coalesce:
             self.flush()
-        elif self._flush_call is None:
-            self._flush_call = self.clock.callLater(0, self.flush)
+            return
+        delay = 0 if self._urgent else PRESENCE_DELAY
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(delay, self.flush)
+        elif delay == 0 and self._flush_call.getTime() > self.clock.seconds():
+            self._flush_call.reset(0)
+
+    def flush_to(self, client):
+        """
+        Send C{client} now the pending events it has not had, so that a
+        reply to it cannot overtake them; the others keep waiting.
+        """
+        pending = self._pending
+        if not pending or client not in self:
+            return
+        first = self.seq - len(pending) + 1
+        seen = self._caught_up.get(client, first - 1)
+        if seen < self.seq:
+            client.deliver(seen + 1, b"".join(pending[seen + 1 - first :]))
+            self._caught_up[client] = self.seq
 
     def flush(self):
         """
@@ -145,15 +175,25 @@ class ChatHub:
                 self._flush_call.cancel()
             self._flush_call = None
         pending = self._pending
+        caught_up, self._caught_up = self._caught_up, {}
+        self._urgent = False
         if not pending:
             return
         first = self.seq - len(pending) + 1
         data = pending[0] if len(pending) == 1 else b"".join(pending)
+        frames = list(pending)
         del pending[:]
         failed = []
         for client in list(self._members.values()):
+            seen = caught_up.get(client, first - 1)
+            if seen >= self.seq:
+                continue
             try:
-                client.deliver(first, data)
+                if seen < first:
+                    client.deliver(first, data)
+                else:
+                    # It was sent the start of this batch early.
+                    client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]))
             except Exception:
                 self.log.failure("sending to {name} failed", name=client.name)
                 failed.append(client)
@@ -208,10 +248,11 @@ class ChatHub:
 
         @return: how many were sent.
         """
-        self.flush()
         frames = self.replay(after_seq) or []
         if frames:
             client.deliver(frames[0][0], b"".join(data for _, data in frames))
+        # The replay reached the newest event, pending ones included.
+        self._caught_up[client] = self.seq
         return len(frames)
 
     def join(self, client, after_seq):
@@ -291,7 +332,8 @@ class ChatHub:
         """
         if client not in self:
             return
-        self.flush()
+        # Its connection is ending: what is pending is not sent to it.
+        self._caught_up.pop(client, None)
         announce = self.presence
         del self._members[client.name.lower()]
         session = self._sessions.get(client.session)
@@ -374,5 +416,7 @@ class ChatHub:
         data = wire.encode_frame(event)
         self.backlog.append(data)
         self._pending.append(data)
+        if event["type"] not in ("join", "leave"):
+            self._urgent = True
         if self._depth == 0:
             self._request_flush()

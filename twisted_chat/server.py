@@ -455,8 +455,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         message = {"type": type}
         message.update(fields)
-        # Broadcasts caused by earlier frames go out before this reply.
-        self.factory.hub.flush()
+        # Broadcasts caused by earlier frames reach us before this reply.
+        self.factory.hub.flush_to(self)
         self._write(wire.encode_frame(message))
 
     def send_error(self, error):
