@@ -168,3 +168,51 @@ class RunTests(LoopbackMixin, TestCase):
                      b"a reader that stops reading", b"crash and restart"]:
             self.assertIn(case, child.out)
         self.assertNotIn(b" NO\n", child.out)
+
+
+class _Worker:
+    """
+    Just what a LoadClient reads and counts on its worker.
+    """
+
+    measuring = True
+    sending = False
+    deliveries = gaps = reorders = events = order_errors = lags = 0
+    options = {"rate": 0, "inflight": 1, "size": 64}
+
+    def __init__(self):
+        self.errors = {}
+
+
+class PlainReceiverTests(SynchronousTestCase):
+    """
+    The lean receive path of plain receivers still checks every event.
+    """
+
+    def receive(self, seqs, chunk):
+        worker = _Worker()
+        client = bench.LoadClient(worker, 5, sender=False, recorder=False, verifier=False)
+        self.assertTrue(client.plain)
+        client.last_seq = 0
+        data = b"".join(
+            wire.encode_frame({"type": "message", "from": "x", "text": "t", "time": 1.0, "seq": seq})
+            for seq in seqs
+        )
+        for i in range(0, len(data), chunk):
+            client.dataReceived(data[i : i + chunk])
+        return worker
+
+    def test_counts_in_order(self):
+        """
+        Events in order, split anywhere, are all counted, with no gap.
+        """
+        for chunk in (1, 7, 1000):
+            worker = self.receive([1, 2, 3, 4], chunk)
+            self.assertEqual((worker.deliveries, worker.gaps, worker.reorders), (4, 0, 0))
+
+    def test_gap_and_reorder(self):
+        """
+        A missing seq is a gap, and an old one a reorder.
+        """
+        worker = self.receive([1, 2, 5, 4], 3)
+        self.assertEqual((worker.gaps, worker.reorders), (2, 1))
