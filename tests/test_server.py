@@ -887,3 +887,42 @@ class ClosingTests(ServerMixin, SynchronousTestCase):
         alice.dataReceived(frame(type="quit") + b"\xff\xff\xff\xff")
         self.assertTrue(alice_t.disconnecting)
         self.assertEqual(self.received(alice_t), [])
+
+
+class TrickleTests(ServerMixin, SynchronousTestCase):
+    """
+    A large frame arriving in many small pieces costs linear, not
+    quadratic, work.
+    """
+
+    def test_large_frame_byte_by_byte(self):
+        """
+        A 60 KB message sent a byte at a time is framed once, whole, and
+        the receiver's buffer is not rebuilt on every byte.
+        """
+        from twisted.protocols.basic import Int32StringReceiver
+
+        ((alice, alice_t), (_, bob_t)) = self.connect_many(2)
+        calls = []
+        original = Int32StringReceiver.dataReceived
+
+        def counting(protocol, data):
+            calls.append(len(data))
+            return original(protocol, data)
+
+        self.patch(Int32StringReceiver, "dataReceived", counting)
+        text = "\u00e9" * 4000
+        data = frame(type="message", text=text) + frame(type="who")
+        for i in range(len(data)):
+            alice.dataReceived(data[i : i + 1])
+        self.assertEqual(self.received(bob_t)[0]["text"], text)
+        self.assertEqual([m["type"] for m in self.received(alice_t)], ["message", "who"])
+        self.assertLess(len(calls), 100)
+
+    def test_too_large_still_refused(self):
+        """
+        A frame over max_frame is still refused at its length prefix.
+        """
+        ((alice, alice_t),) = self.connect_many(1)
+        alice.dataReceived(struct.pack("!I", 70000))
+        self.assertEqual(self.received(alice_t)[0]["code"], "frame_too_large")
