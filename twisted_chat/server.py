@@ -265,8 +265,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         buffer, C{_unprocessed}, which is private to Twisted but has been
         stable for many releases; tests cover it.
         """
-        waiting = self._unprocessed
-        if len(waiting) < _PREFIX.size or self._closing:
+        waiting = getattr(self, "_unprocessed", None)
+        if not isinstance(waiting, bytes) or len(waiting) < _PREFIX.size or self._closing:
+            # (A Twisted without that buffer just does its own framing.)
             return
         (length,) = _PREFIX.unpack_from(waiting)
         end = _PREFIX.size + length
