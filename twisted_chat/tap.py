@@ -204,7 +204,7 @@ class Options(usage.Options):
     ]
 
     optFlags = [
-        ["verbose", "v", "Log every heartbeat too."],
+        ["verbose", "v", "Log every chat message and every heartbeat too."],
     ]
 
     def postOptions(self):
