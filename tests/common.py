@@ -3,7 +3,6 @@ Helpers shared by the tests: frame parsing and an in-memory server harness.
 """
 
 import os
-import struct
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -39,7 +38,7 @@ def parse_frames(data):
     while data:
         if len(data) < 4:
             raise AssertionError("truncated length prefix: %r" % (data,))
-        (length,) = struct.unpack("!I", data[:4])
+        (length,) = wire.PREFIX.unpack_from(data)
         payload, data = data[4 : 4 + length], data[4 + length :]
         if len(payload) != length:
             raise AssertionError("truncated frame")

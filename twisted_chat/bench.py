@@ -24,7 +24,6 @@ import random
 import re
 import signal
 import socket
-import struct
 import sys
 import time
 
@@ -80,9 +79,6 @@ def _text_fields(payload):
 _MESSAGE_PREFIXES = (b'{"type":"message"', b'{"type": "message"')
 
 
-_LENGTH = struct.Struct("!I")
-
-
 def _tail_seq(payload):
     """
     The seq of an event frame; the server writes it last.
@@ -131,7 +127,7 @@ class LoadClient(Int32StringReceiver):
         buffer = self._buffer + data if self._buffer else data
         offset, end = 0, len(buffer)
         worker = self.worker
-        unpack = _LENGTH.unpack_from
+        unpack = wire.PREFIX.unpack_from
         while end - offset >= 4:
             (length,) = unpack(buffer, offset)
             stop = offset + 4 + length

@@ -15,7 +15,6 @@ not read is bounded (L{SendQueue}), frames and messages are rate-limited
 """
 
 import secrets
-import struct
 from collections import Counter
 from dataclasses import dataclass
 from random import Random
@@ -48,7 +47,6 @@ JOIN_HOLD = 1.0
 
 #: Frames at least this long are gathered piece by piece while they arrive.
 _GATHER_FROM = 4096
-_PREFIX = struct.Struct("!I")
 
 #: Bytes of a who frame that are not names: {"type":"who","names":[],...}.
 _WHO_OVERHEAD = 64
@@ -165,6 +163,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _lag_call = None
     # Frames refused by flood control since the last one accepted.
     _rejected = 0
+    # The address this connection counts against in --max-per-ip.
+    counted_host = None
     # The pieces of an incomplete large frame, their total length, and the
     # length at which the frame is whole (see _gather_large_frame).
     _gathering = None
@@ -266,11 +266,11 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         stable for many releases; tests cover it.
         """
         waiting = getattr(self, "_unprocessed", None)
-        if not isinstance(waiting, bytes) or len(waiting) < _PREFIX.size or self._closing:
+        if not isinstance(waiting, bytes) or len(waiting) < wire.PREFIX.size or self._closing:
             # (A Twisted without that buffer just does its own framing.)
             return
-        (length,) = _PREFIX.unpack_from(waiting)
-        end = _PREFIX.size + length
+        (length,) = wire.PREFIX.unpack_from(waiting)
+        end = wire.PREFIX.size + length
         if length < _GATHER_FROM or length > self.MAX_LENGTH or len(waiting) >= end:
             return
         self._unprocessed = b""
@@ -655,7 +655,7 @@ class ChatServerFactory(Factory):
         Forget a connection; fire L{shutdown}'s Deferreds once none is left.
         """
         self.connections.discard(protocol)
-        host = getattr(protocol, "counted_host", None)
+        host = protocol.counted_host
         if host is not None:
             self._per_host[host] -= 1
             if not self._per_host[host]:

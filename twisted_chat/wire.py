@@ -96,8 +96,8 @@ LEAVE_REASONS = frozenset(
 #: The longest session token a client may present.
 SESSION_MAX = 64
 
-_PREFIX = struct.Struct("!I")
-PREFIX_LENGTH = _PREFIX.size
+#: The length prefix of every frame: 4 bytes, unsigned, big-endian.
+PREFIX = struct.Struct("!I")
 
 #: Bytes a JSON encoding may spend on one character of text at most: a
 #: control character is escaped as \\u00XX.
@@ -141,7 +141,7 @@ def frame(payload):
     """
     Prefix C{payload} with its 4-byte big-endian length.
     """
-    return _PREFIX.pack(len(payload)) + payload
+    return PREFIX.pack(len(payload)) + payload
 
 
 def encode_frame(message):
