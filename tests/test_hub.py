@@ -389,6 +389,18 @@ class BatchTests(SynchronousTestCase):
         self.assertEqual([e["text"] for e in self.bob.events()], ["b"])
         self.assertEqual([e["text"] for e in self.alice.events()], ["a", "b"])
 
+    def test_caught_up_member_not_written_again(self):
+        """
+        A member that was sent the whole batch early gets no write (not
+        even an empty one) when the batch goes out.
+        """
+        with self.hub.batch():
+            self.hub.message(self.alice, "a")
+            self.hub.flush_to(self.bob)
+            writes = list(self.bob.frames)
+        self.assertEqual(self.bob.frames, writes)
+        self.assertNotIn(b"", self.bob.frames)
+
     def test_presence_waits(self):
         """
         With coalesce, join and leave wait up to PRESENCE_DELAY to go out

@@ -26,6 +26,27 @@ from twisted_chat import wire
 PRESENCE_DELAY = 0.01
 
 
+def _deliver_after(client, seen, first, frames, joined=None):
+    """
+    Send C{client} those of C{frames} (the frames of events C{first},
+    C{first + 1}, ...) that come after C{seen}, the last event it has.
+
+    @param joined: all of C{frames} already joined, if to hand.
+    """
+    if seen < first:
+        client.deliver(first, joined if joined is not None else b"".join(frames))
+    elif seen < first + len(frames) - 1:
+        client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]))
+
+
+def _send_replay(client, frames):
+    """
+    Send C{client} (seq, frame) pairs from L{ChatHub.replay}, as one write.
+    """
+    if frames:
+        client.deliver(frames[0][0], b"".join(data for _, data in frames))
+
+
 class IChatClient(Interface):
     """
     A member of the room, as the hub sees it.
@@ -160,10 +181,8 @@ class ChatHub:
         if not pending or client not in self:
             return
         first = self.seq - len(pending) + 1
-        seen = self._caught_up.get(client, first - 1)
-        if seen < self.seq:
-            client.deliver(seen + 1, b"".join(pending[seen + 1 - first :]))
-            self._caught_up[client] = self.seq
+        _deliver_after(client, self._caught_up.get(client, 0), first, pending)
+        self._caught_up[client] = self.seq
 
     def flush(self):
         """
@@ -181,19 +200,14 @@ class ChatHub:
             return
         first = self.seq - len(pending) + 1
         data = pending[0] if len(pending) == 1 else b"".join(pending)
+        # Emptied before delivering: a delivery can send a reply, which
+        # must not send these frames again.
         frames = list(pending)
         del pending[:]
         failed = []
         for client in list(self._members.values()):
-            seen = caught_up.get(client, first - 1)
-            if seen >= self.seq:
-                continue
             try:
-                if seen < first:
-                    client.deliver(first, data)
-                else:
-                    # It was sent the start of this batch early.
-                    client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]))
+                _deliver_after(client, caught_up.get(client, 0), first, frames, data)
             except Exception:
                 self.log.failure("sending to {name} failed", name=client.name)
                 failed.append(client)
@@ -249,8 +263,7 @@ class ChatHub:
         @return: how many were sent.
         """
         frames = self.replay(after_seq) or []
-        if frames:
-            client.deliver(frames[0][0], b"".join(data for _, data in frames))
+        _send_replay(client, frames)
         # The replay reached the newest event, pending ones included.
         self._caught_up[client] = self.seq
         return len(frames)
@@ -295,8 +308,7 @@ class ChatHub:
                 oldest_seq=self.oldest_seq,
             )
         old = session.client
-        if frames:
-            client.deliver(frames[0][0], b"".join(data for _, data in frames))
+        _send_replay(client, frames)
         if old is client:
             return len(frames)
         client.session = token
