@@ -98,7 +98,9 @@ class OptionsTests(SynchronousTestCase):
             },
         )
         settings = options.settings()
-        self.assertEqual((settings.sendq_soft, settings.max_per_ip, settings.verbose), (65536, 2, True))
+        self.assertEqual((settings.sendq_soft, settings.max_per_ip), (65536, 2))
+        self.assertIs(settings.verbose, True)
+        self.assertEqual(settings.presence_limit, 10)
 
     def test_endpoint_strings(self):
         """

@@ -3,6 +3,7 @@
 The twistd plugin's options and service: C{twistd -n chat --port 56562}.
 """
 
+import dataclasses
 import signal
 import threading
 
@@ -263,21 +264,13 @@ class Options(usage.Options):
         """
         The L{ServerSettings} these options describe.
         """
-        return ServerSettings(
-            heartbeat_interval=self["heartbeat-interval"],
-            timeout=self["timeout"],
-            max_frame=self["max-frame"],
-            max_text=self["max-text"],
-            backlog=self["backlog"],
-            sendq_soft=self["sendq-soft"],
-            sendq=self["sendq"],
-            rate=self["rate"],
-            burst=self["burst"],
-            max_clients=self["max-clients"],
-            max_per_ip=self["max-per-ip"],
-            presence_limit=self["presence-limit"],
-            verbose=bool(self["verbose"]),
-        )
+        # Every setting is the option of the same name, with dashes.
+        values = {
+            field.name: self[field.name.replace("_", "-")]
+            for field in dataclasses.fields(ServerSettings)
+        }
+        values["verbose"] = bool(values["verbose"])
+        return ServerSettings(**values)
 
 
 class ChatService(MultiService):
