@@ -133,7 +133,9 @@ class ServerFuzzTests(SynchronousTestCase):
         for message in parse_frames(fuzzed_t.value()):
             if message["type"] == "error":
                 self.assertIn(message["code"], wire.ERROR_CODES)
-        parse_frames(observer_t.value())
+        for event in parse_frames(observer_t.value()):
+            if event["type"] == "leave":
+                self.assertIn(event["reason"], wire.LEAVE_REASONS)
 
         observer_t.clear()
         observer.dataReceived(frame(type="message", text="still served"))
