@@ -98,6 +98,8 @@ class ChatHub:
     """
 
     log = Logger()
+    #: Whether the hub can take clients (a cluster's must reach Redis first).
+    ready = True
 
     def __init__(
         self,
@@ -138,6 +140,13 @@ class ChatHub:
     def __len__(self):
         return len(self._members)
 
+    @property
+    def room_size(self):
+        """
+        How many members the room has (on every node of a cluster).
+        """
+        return len(self._members)
+
     def __contains__(self, client):
         return self._members.get(client.name.lower()) is client
 
@@ -146,7 +155,7 @@ class ChatHub:
         """
         Whether join and leave are broadcast (the room is small enough).
         """
-        return len(self._members) <= self.presence_limit
+        return self.room_size <= self.presence_limit
 
     @contextmanager
     def batch(self):
@@ -425,10 +434,19 @@ class ChatHub:
         """
         self.seq += 1
         event["seq"] = self.seq
-        data = wire.encode_frame(event)
+        self._append(wire.encode_frame(event), event["type"] not in ("join", "leave"))
+
+    def _append(self, data, urgent):
+        """
+        Keep the frame of event C{self.seq} and send it to every member (at
+        the end of the current batch).
+
+        @param urgent: whether it must go out at once; presence events may
+            wait for others (see L{PRESENCE_DELAY}).
+        """
         self.backlog.append(data)
         self._pending.append(data)
-        if event["type"] not in ("join", "leave"):
+        if urgent:
             self._urgent = True
         if self._depth == 0:
             self._request_flush()

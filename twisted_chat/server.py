@@ -221,7 +221,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             backlog=settings.backlog,
             sendq=settings.sendq,
             rate={"burst": settings.burst, "per_second": settings.rate},
-            presence=len(hub) < settings.presence_limit,
+            presence=hub.room_size < settings.presence_limit,
         )
         self._join_call = clock.callLater(factory.join_hold, self._join)
         self._log("connected")
@@ -372,7 +372,19 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             return
         self.joined = True
         self._join_call = cancelled(self._join_call)
-        self._resumed(replayed)
+        if isinstance(replayed, defer.Deferred):
+            # A cluster asks Redis first; meanwhile the connection is in no
+            # room, and a failure joins it as its new session.
+            replayed.addCallbacks(self._resumed, self._resume_refused)
+        else:
+            self._resumed(replayed)
+
+    def _resume_refused(self, failure):
+        if self._closing:
+            return
+        self._refused(failure)
+        self.joined = False
+        self._join()
 
     def handle_resume(self, message):
         """
@@ -392,6 +404,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._resumed(self.factory.hub.resume(self, token, last_seq))
 
     def _resumed(self, replayed):
+        if self._closing:
+            return
         self.send("resumed", replayed=replayed, name=self.name)
         self._log("resumed its session, {replayed} events replayed", replayed=replayed)
 
@@ -415,28 +429,60 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
         if self.factory.settings.verbose:
             self._log("says: {text}", text=wire.sanitize(text))
-        self.factory.hub.message(self, text)
+        self._then(self.factory.hub.message(self, text))
 
     def handle_nick(self, message):
         """
         Rename the client.
         """
         old = self.name
-        self.factory.hub.rename(self, message.get("name"))
-        self.log.info(
-            "{old} ({peer}) is now {name}", old=old, name=self.name, peer=self.peer
-        )
+
+        def renamed(_):
+            self.log.info(
+                "{old} ({peer}) is now {name}", old=old, name=self.name, peer=self.peer
+            )
+
+        self._then(self.factory.hub.rename(self, message.get("name")), renamed)
 
     def handle_who(self, message):
         """
         List the room, in as many frames as max_frame requires.
         """
-        pages = paginate_names(
-            self.factory.hub.names(), self.factory.settings.max_frame
-        )
+        self._then(self.factory.hub.names(), self._send_who)
+
+    def _send_who(self, names):
+        if self._closing:
+            return
+        pages = paginate_names(names, self.factory.settings.max_frame)
         for page in pages[:-1]:
             self.send("who", names=page, more=True)
         self.send("who", names=pages[-1])
+
+    def _then(self, result, then=None):
+        """
+        Go on with C{then(result)}: now, or, when the hub had to ask
+        elsewhere (a cluster asks Redis), once C{result}, a Deferred, has
+        fired; a failure then becomes an error frame, as it would have now.
+        """
+        if isinstance(result, defer.Deferred):
+            if then is not None:
+                result.addCallback(then)
+            result.addErrback(self._refused)
+        elif then is not None:
+            then(result)
+
+    def _refused(self, failure):
+        """
+        Tell the client that what it asked could not be done.
+        """
+        if failure.check(wire.ProtocolError):
+            error = failure.value
+        else:
+            self.log.failure("{name} ({peer}): request failed", failure,
+                             name=self.name, peer=self.peer)
+            error = wire.ProtocolError(wire.UNAVAILABLE, "the request failed; try again")
+        if not self._closing:
+            self.send_error(error)
 
     def handle_quit(self, message):
         """
@@ -593,12 +639,14 @@ class ChatServerFactory(Factory):
     log = Logger()
     join_hold = JOIN_HOLD
 
-    def __init__(self, clock=None, random=None, coalesce=False, **settings):
+    def __init__(self, clock=None, random=None, coalesce=False, hub=None, **settings):
         """
         @param clock: an L{IReactorTime}; the global reactor by default.
         @param random: a L{Random} for the reconnect delays in shutdown.
         @param coalesce: gather broadcasts for a whole reactor iteration
             (see L{ChatHub}); the twistd plugin turns it on.
+        @param hub: the room; by default a L{ChatHub} made from the
+            settings (a cluster node passes a L{ClusterHub}).
         @param settings: L{ServerSettings} fields.
         """
         if clock is None:
@@ -606,12 +654,14 @@ class ChatServerFactory(Factory):
         self.clock = clock
         self.random = Random() if random is None else random
         self.settings = ServerSettings(**settings)
-        self.hub = ChatHub(
-            clock,
-            self.settings.backlog,
-            presence_limit=self.settings.presence_limit,
-            coalesce=coalesce,
-        )
+        if hub is None:
+            hub = ChatHub(
+                clock,
+                self.settings.backlog,
+                presence_limit=self.settings.presence_limit,
+                coalesce=coalesce,
+            )
+        self.hub = hub
         self.connections = set()
         self._per_host = Counter()
         self._drained = []
@@ -633,6 +683,10 @@ class ChatServerFactory(Factory):
         settings = self.settings
         if self.hub.closing:
             return wire.ProtocolError(wire.SERVER_FULL, "the server is shutting down")
+        if not self.hub.ready:
+            return wire.ProtocolError(
+                wire.UNAVAILABLE, "the server is not yet connected to the room"
+            )
         if len(self.connections) >= settings.max_clients:
             return wire.ProtocolError(
                 wire.SERVER_FULL,

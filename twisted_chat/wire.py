@@ -58,6 +58,9 @@ RESUME_FAILED = "resume_failed"
 RATE_LIMITED = "rate_limited"
 SERVER_FULL = "server_full"
 TOO_MANY_CONNECTIONS = "too_many_connections"
+#: A node of a cluster cannot reach Redis: what the client asked was not
+#: done (and a chat message was not sent); it may try again later.
+UNAVAILABLE = "unavailable"
 ERROR_CODES = frozenset(
     [
         BAD_FRAME,
@@ -70,6 +73,7 @@ ERROR_CODES = frozenset(
         RATE_LIMITED,
         SERVER_FULL,
         TOO_MANY_CONNECTIONS,
+        UNAVAILABLE,
     ]
 )
 
