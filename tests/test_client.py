@@ -10,6 +10,7 @@ from twisted.internet.error import (
     ConnectionRefusedError,
     DNSLookupError,
 )
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -618,8 +619,53 @@ class OptionsTests(SynchronousTestCase):
         """
         from twisted.python.usage import UsageError
 
-        for argv in [["--port", "x"], ["--port", "70000"], ["--name", "guest-1"], ["--name", "a b"]]:
+        for argv in [["--port", "x"], ["--port", "70000"], ["--name", "guest-1"], ["--name", "a b"],
+                     ["--server", "h:0"], ["--server", "h:x"], ["--server", "[::1"], ["--server", ":1"]]:
             self.assertRaises(UsageError, Options().parseOptions, argv)
+
+    def test_servers(self):
+        """
+        --server may be given several times; without it, --host and --port
+        are the one server.
+        """
+        options = Options()
+        options.parseOptions(["--server", "a:1", "--server", "[::1]:2", "-s", "c"])
+        self.assertEqual(options["servers"], [("a", 1), ("::1", 2), ("c", 56562)])
+        options = Options()
+        options.parseOptions(["--host", "h", "--port", "7"])
+        self.assertEqual(options["servers"], [("h", 7)])
+
+    def test_rotation(self):
+        """
+        Each connection attempt goes to the next server, and the client's
+        messages name the one it tried.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        from twisted_chat.client import _ReportingEndpoint
+
+        reactor = MemoryReactorClock()
+
+        class Client:
+            address = None
+            failures = []
+
+            def connection_failed(self, failure):
+                self.failures.append(failure)
+
+        client = Client()
+        endpoint = _ReportingEndpoint(reactor, [("127.0.0.1", 1), ("127.0.0.1", 2)], client)
+        seen = []
+        for _ in range(3):
+            endpoint.connect(Factory()).addErrback(lambda failure: None)
+            seen.append(client.address)
+            reactor.advance(0)
+        self.assertEqual(seen, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"])
+        self.assertEqual(
+            [(host, port) for host, port, *_ in reactor.tcpClients],
+            [("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 1)],
+        )
+        self.assertEqual(client.failures, [])
 
 
 class InMemoryTests(SynchronousTestCase):

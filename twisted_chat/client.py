@@ -788,7 +788,7 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] "
-        "[--name NAME] [--reconnect]"
+        "[--server HOST:PORT ...] [--name NAME] [--reconnect]"
     )
     longdesc = "Chat on a twisted-chat server from a terminal or a pipe."
 
@@ -807,10 +807,28 @@ class Options(usage.Options):
         ],
     ]
 
+    def __init__(self):
+        super().__init__()
+        self["servers"] = []
+
+    def opt_server(self, value):
+        """
+        A server as HOST:PORT; give it several times for the nodes of a
+        cluster: --reconnect then goes to the next one each time.
+        """
+        try:
+            self["servers"].append(parse_server(value))
+        except ValueError as e:
+            raise usage.UsageError("--server: %s" % (e,))
+
+    opt_s = opt_server
+
     def postOptions(self):
         """
         Check the name before connecting.  (Twisted API.)
         """
+        if not self["servers"]:
+            self["servers"] = [(self["host"], self["port"])]
         if self["name"] is not None:
             try:
                 wire.check_nick(self["name"])
@@ -818,19 +836,50 @@ class Options(usage.Options):
                 raise usage.UsageError("--name: %s" % (e.message,))
 
 
+def parse_server(value):
+    """
+    C{(host, port)} from C{HOST:PORT}, C{[V6ADDR]:PORT} or C{HOST} (the
+    default port).
+
+    @raise ValueError: for anything else.
+    """
+    host, port = value, str(wire.DEFAULT_PORT)
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("%r is not HOST:PORT" % (value,))
+        if rest:
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("%r is not HOST:PORT" % (value,))
+    return host, int(port)
+
+
+def format_server(host, port):
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
 @implementer(IStreamClientEndpoint)
 class _ReportingEndpoint:
     """
-    An endpoint that tells the client about each failed attempt, for
-    L{ClientService}, which otherwise only retries.
+    An endpoint that goes to the next of several servers on each attempt and
+    tells the client about each failed one, for L{ClientService}, which
+    otherwise only retries.
     """
 
-    def __init__(self, endpoint, client):
-        self._endpoint = endpoint
+    def __init__(self, reactor, servers, client):
+        self._reactor = reactor
+        self._servers = servers
+        self._next = 0
         self._client = client
 
     def connect(self, factory):
-        d = self._endpoint.connect(factory)
+        host, port = self._servers[self._next % len(self._servers)]
+        self._next += 1
+        self._client.address = format_server(host, port)
+        d = HostnameEndpoint(self._reactor, host, port).connect(factory)
 
         def failed(failure):
             self._client.connection_failed(failure)
@@ -876,8 +925,8 @@ def main(reactor, *argv):
         _write_err("try --help for the options")
         return defer.fail(SystemExit(2))
 
-    host, port = options["host"], options["port"]
-    address = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+    servers = options["servers"]
+    address = format_server(*servers[0])
     console = ConsoleProtocol(None)
     client = ChatClient(
         reactor,
@@ -892,11 +941,11 @@ def main(reactor, *argv):
     client.pause_input = stdio.pauseProducing
     client.resume_input = stdio.resumeProducing
 
-    endpoint = HostnameEndpoint(reactor, host, port)
+    endpoint = _ReportingEndpoint(reactor, servers, client)
     factory = _ClientFactory(reactor, client)
     if options["reconnect"]:
         service = ClientService(
-            _ReportingEndpoint(endpoint, client),
+            endpoint,
             factory,
             retryPolicy=client.retry_delay,
             clock=reactor,
@@ -906,7 +955,8 @@ def main(reactor, *argv):
             lambda result: service.stopService().addBoth(lambda _: result)
         )
     else:
-        endpoint.connect(factory).addErrback(client.connection_failed)
+        # The endpoint has told the client of a failure.
+        endpoint.connect(factory).addErrback(lambda failure: None)
     reactor.addSystemEventTrigger("before", "shutdown", client.interrupt)
 
     def close_console(status):
