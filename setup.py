@@ -38,6 +38,14 @@ setup(
             "pytest>=7",
             "pytest-twisted>=1.14",
             "hypothesis>=6",
+            # The cluster's tests run against a real redis-server.
+            "txredisapi>=1.6",
+            "hiredis>=2",
+        ],
+        # --redis: several nodes, one room (docs/cluster.rst).
+        "cluster": [
+            "txredisapi>=1.6",
+            "hiredis>=2",
         ],
         # The load tool's --plot.
         "plot": [

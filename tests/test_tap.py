@@ -31,6 +31,9 @@ DEFAULTS = {
     "max-per-ip": 0,
     "presence-limit": 1000,
     "shutdown-grace": 2.0,
+    "redis": None,
+    # --timeout's.
+    "node-timeout": 30.0,
     "verbose": 0,
 }
 
@@ -75,6 +78,7 @@ class OptionsTests(SynchronousTestCase):
             "--max-per-ip", "2",
             "--presence-limit", "10",
             "--shutdown-grace", "0",
+            "--node-timeout", "3",
             "--verbose",
         )
         self.assertEqual(
@@ -94,6 +98,8 @@ class OptionsTests(SynchronousTestCase):
                 "max-per-ip": 2,
                 "presence-limit": 10,
                 "shutdown-grace": 0.0,
+                "redis": None,
+                "node-timeout": 3.0,
                 "verbose": 1,
             },
         )

@@ -71,6 +71,14 @@ def _number(convert, kind):
 _float = _number(float, "a number")
 _int = _number(int, "a whole number")
 
+def _redis_address(value):
+    from twisted_chat.cluster import RedisAddress
+
+    return RedisAddress(value)
+
+
+_redis_address.coerceDoc = "A redis://host:port/db or unix:///path URL."
+
 _UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
 
 
@@ -195,6 +203,23 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "redis",
+            None,
+            None,
+            "Join the room of every node on this Redis, such as "
+            "redis://127.0.0.1:6379/0 (see docs/cluster.rst); without it the "
+            "room is this process alone.",
+            _redis_address,
+        ],
+        [
+            "node-timeout",
+            None,
+            None,
+            "With --redis: seconds after which the other nodes take a silent "
+            "node's users out of the room (default: --timeout).",
+            _float,
+        ],
+        [
             "shutdown-grace",
             None,
             DEFAULT_SHUTDOWN_GRACE,
@@ -259,6 +284,19 @@ class Options(usage.Options):
             raise usage.UsageError("--presence-limit must be 0 or more")
         if not self["shutdown-grace"] >= 0:
             raise usage.UsageError("--shutdown-grace must be 0 or more")
+        if self["node-timeout"] is None:
+            self["node-timeout"] = timeout
+        elif not self["node-timeout"] > 0:
+            raise usage.UsageError("--node-timeout must be more than 0")
+        if self["redis"] is not None:
+            try:
+                import hiredis  # noqa: F401
+                import txredisapi  # noqa: F401
+            except ImportError as e:
+                raise usage.UsageError(
+                    "--redis needs the cluster extra: pip install 'twisted-chat[cluster]' "
+                    "(%s)" % (e,)
+                )
 
     def settings(self):
         """
@@ -288,13 +326,17 @@ class ChatService(MultiService):
         shutdown_message=DEFAULT_SHUTDOWN_MESSAGE,
         grace=DEFAULT_SHUTDOWN_GRACE,
         reactor=None,
+        room=None,
     ):
         """
         @param reactor: the reactor to hand a second signal to; with
             L{None}, signals are left alone (as tests want).
+        @param room: a service the room needs (a cluster node's Redis
+            connections): started first, stopped after every client.
         """
         super().__init__()
         self.factory = factory
+        self.room = room
         self.shutdown_message = shutdown_message
         self.grace = grace
         self.reactor = reactor
@@ -309,16 +351,26 @@ class ChatService(MultiService):
         except CannotListenError as e:
             raise SystemExit("twisted-chat: %s" % (e,)) from None
 
+    def startService(self):
+        """
+        Start the room's service, if any, then listen.  (Twisted API.)
+        """
+        if self.room is not None:
+            self.room.startService()
+        super().startService()
+
     def stopService(self):
         """
         Stop listening, send C{shutdown} to every client and wait until all
-        connections are closed.  (Twisted API.)
+        connections are closed; then stop the room's service.  (Twisted API.)
         """
         self._catch_second_signal()
         d = defer.maybeDeferred(super().stopService)
         d.addCallback(
             lambda _: self.factory.shutdown(self.shutdown_message, self.grace)
         )
+        if self.room is not None:
+            d.addCallback(lambda _: self.room.stopService())
         return d
 
     def _catch_second_signal(self):
@@ -349,13 +401,25 @@ def makeService(options, reactor=None):
     signals = reactor is None
     if reactor is None:
         from twisted.internet import reactor
-    factory = ChatServerFactory(
-        clock=reactor, coalesce=True, **vars(options.settings())
-    )
+    settings = options.settings()
+    hub = None
+    if options["redis"] is not None:
+        from twisted_chat.cluster import ClusterHub
+
+        hub = ClusterHub(
+            reactor,
+            options["redis"],
+            backlog=settings.backlog,
+            presence_limit=settings.presence_limit,
+            coalesce=True,
+            node_timeout=options["node-timeout"],
+        )
+    factory = ChatServerFactory(clock=reactor, coalesce=True, hub=hub, **vars(settings))
     service = ChatService(
         factory,
         grace=options["shutdown-grace"],
         reactor=reactor if signals else None,
+        room=None if hub is None else hub.service(),
     )
     strports.service(options["port"], factory, reactor=reactor).setServiceParent(
         service

@@ -1,0 +1,124 @@
+"""
+Helpers for the cluster's tests: a real redis-server of the test's own, on
+a free loopback port, and chat nodes on it.
+"""
+
+import shutil
+import tempfile
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.trial.unittest import SkipTest
+
+from tests.loopback import ChildProcess, LoopbackMixin, RawClient
+from twisted_chat.server import ChatServerFactory
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def _cluster_parts():
+    try:
+        from twisted_chat import cluster
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        import hiredis  # noqa: F401
+        import txredisapi  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return None
+    return cluster
+
+
+class ClusterMixin(LoopbackMixin):
+    """
+    redis-server processes and cluster nodes, all cleaned up.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        super().setUp()
+        if REDIS_SERVER is None:
+            raise SkipTest("redis-server is not installed (.ci/run installs it)")
+        self.cluster = _cluster_parts()
+        if self.cluster is None:
+            raise SkipTest("the cluster extra is not installed")
+
+    @defer.inlineCallbacks
+    def start_redis(self, port=None):
+        """
+        Run redis-server on 127.0.0.1:C{port} (a free one by default),
+        without persistence: a restart comes back empty.
+
+        @return: a Deferred firing with the L{ChildProcess}; its C{port}
+            attribute is the port.
+        """
+        port = port or self.free_port()
+        workdir = tempfile.mkdtemp(prefix="twisted-chat-redis-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        child = ChildProcess()
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", workdir]
+        reactor.spawnProcess(child, REDIS_SERVER, args, env={}, path=workdir)
+        child.port = port
+
+        def cleanup():
+            if child.running:
+                child.signal("KILL")
+                return child.ended
+
+        self.addCleanup(cleanup)
+        yield child.wait_for(rb"[Rr]eady to accept connections")
+        return child
+
+    def kill(self, child):
+        """
+        SIGKILL C{child}: a Deferred that fires once it is gone.
+        """
+        child.signal("KILL")
+        return child.ended
+
+    def redis_url(self, redis):
+        return "redis://127.0.0.1:%d/0" % (redis.port,)
+
+    @defer.inlineCallbacks
+    def start_node(self, redis, wait=True, node_timeout=30.0, **settings):
+        """
+        A chat node in this process, on the real reactor, listening on a
+        free loopback port.
+
+        @return: a Deferred firing with its factory; C{port} is its port
+            and C{hub} its L{ClusterHub}.
+        """
+        cluster = self.cluster
+        settings.setdefault("rate", 0)
+        hub = cluster.ClusterHub(
+            reactor, cluster.RedisAddress(self.redis_url(redis)),
+            backlog=settings.get("backlog", 1024), node_timeout=node_timeout)
+        factory = ChatServerFactory(clock=reactor, hub=hub, **settings)
+        service = hub.service()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(factory.shutdown, "test over", 1.0)
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        factory.port = port.getHost().port
+        if wait:
+            yield hub.when_ready()
+        return factory
+
+    @defer.inlineCallbacks
+    def raw_client(self, port, first=b'{"type":"heartbeat"}', welcome=True):
+        """
+        A L{RawClient} on C{port} that has had its welcome and sent
+        C{first}, and so joined.
+        """
+        client = yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawClient())
+        self.addCleanup(lambda: client.transport.abortConnection() or client.lost)
+        if not welcome:
+            return client
+        yield client.wait_for_type("welcome")
+        if first is not None:
+            client.sendString(first)
+        return client

@@ -1,0 +1,326 @@
+"""
+Several nodes, one room, through a real redis-server (tests/cluster.py
+starts one of the test's own, on a free loopback port).
+"""
+
+import re
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from tests.cluster import ClusterMixin
+from tests.loopback import exit_status
+from twisted_chat import wire
+from twisted_chat.cluster import RedisAddress
+from twisted_chat.tap import Options
+
+
+def events(client, kinds=("message", "join", "leave", "nick")):
+    return [m for m in client.messages if m["type"] in kinds]
+
+
+def texts(client):
+    return [m["text"] for m in client.messages if m["type"] == "message"]
+
+
+def poll(predicate, timeout=10.0, interval=0.05):
+    """
+    A Deferred that fires once C{predicate()} is true; fails after
+    C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout
+
+    def check():
+        if predicate():
+            return True
+        if reactor.seconds() > deadline:
+            raise AssertionError("condition not met within %s s" % (timeout,))
+        return task.deferLater(reactor, interval, check)
+
+    return defer.maybeDeferred(check)
+
+
+def send(client, **message):
+    client.sendString(wire.encode(message))
+
+
+def assert_gap_free(case, client):
+    seqs = [m["seq"] for m in events(client)]
+    case.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "gap or repeat")
+
+
+class RedisAddressTests(TestCase):
+    def test_url(self):
+        address = RedisAddress("redis://:secret@example.org:6380/3")
+        self.assertEqual(
+            (address.host, address.port, address.db, address.password),
+            ("example.org", 6380, 3, "secret"),
+        )
+
+    def test_defaults(self):
+        address = RedisAddress("redis://127.0.0.1")
+        self.assertEqual((address.port, address.db, address.password), (6379, 0, None))
+
+    def test_unix(self):
+        address = RedisAddress("unix:///run/redis.sock?db=2")
+        self.assertEqual((address.path, address.db), ("/run/redis.sock", 2))
+
+    def test_bad(self):
+        for url in ["http://x", "redis://", "redis://h/x", "redis://h:99999"]:
+            self.assertRaises(ValueError, RedisAddress, url)
+
+    def test_option(self):
+        options = Options()
+        options.parseOptions(["--redis", "redis://127.0.0.1:6390/1", "--timeout", "12"])
+        self.assertEqual(options["redis"].port, 6390)
+        self.assertEqual(options["node-timeout"], 12.0)
+
+    def test_bad_option_is_one_line(self):
+        options = Options()
+        e = self.assertRaises(Exception, options.parseOptions, ["--redis", "localhost:6379"])
+        self.assertIn("is not a redis:// or unix:// URL", str(e))
+
+
+class TwoNodesTests(ClusterMixin, TestCase):
+    """
+    Clients on two nodes are in one room.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.redis = yield self.start_redis()
+        self.a = yield self.start_node(self.redis)
+        self.b = yield self.start_node(self.redis)
+
+    @defer.inlineCallbacks
+    def test_one_sequence_everywhere(self):
+        """
+        Everyone sees the same events in the same order, gap-free, whichever
+        node they are on and whichever node the sender is on.
+        """
+        clients = []
+        for node in (self.a, self.b, self.a, self.b):
+            clients.append((yield self.raw_client(node.port)))
+        last_join = clients[-1].messages[0]["name"]
+        yield poll(lambda: all(
+            any(m.get("name") == last_join for m in events(c, ("join",))) for c in clients))
+        for round in range(5):
+            for i, client in enumerate(clients):
+                send(client, type="message", text="c%d-%d" % (i, round))
+        yield poll(lambda: all(len(texts(c)) == 20 for c in clients))
+        after = [[m for m in events(c) if m["type"] == "message"] for c in clients]
+        for other in after[1:]:
+            self.assertEqual(other, after[0])
+        for client in clients:
+            assert_gap_free(self, client)
+        for i in range(4):
+            mine = [t for t in texts(clients[0]) if t.startswith("c%d-" % (i,))]
+            self.assertEqual(mine, ["c%d-%d" % (i, r) for r in range(5)])
+
+    @defer.inlineCallbacks
+    def test_names_are_unique_across_nodes(self):
+        """
+        A name taken on one node is taken on the other; who lists the room.
+        """
+        alice = yield self.raw_client(self.a.port)
+        other = yield self.raw_client(self.b.port)
+        send(alice, type="nick", name="alice")
+        yield poll(lambda: any(m.get("new") == "alice" for m in other.messages))
+        send(other, type="nick", name="ALICE")
+        errors = yield other.wait_for_type("error")
+        self.assertEqual(errors[0]["code"], wire.NICK_TAKEN)
+        send(other, type="who")
+        who = yield other.wait_for_type("who")
+        self.assertEqual(who[0]["names"], sorted(["alice", other.messages[0]["name"]]))
+        # Once alice is gone, the name is free everywhere.
+        alice.transport.loseConnection()
+        yield poll(lambda: any(m.get("type") == "leave" for m in other.messages))
+        send(other, type="nick", name="ALICE")
+        yield poll(lambda: any(m.get("new") == "ALICE" for m in other.messages))
+
+    @defer.inlineCallbacks
+    def test_guest_names_differ_between_nodes(self):
+        first = yield self.raw_client(self.a.port)
+        second = yield self.raw_client(self.b.port)
+        self.assertNotEqual(first.messages[0]["name"], second.messages[0]["name"])
+
+    @defer.inlineCallbacks
+    def test_resume_on_the_other_node(self):
+        """
+        A client whose connection to one node went stale resumes on the
+        other: it gets what it missed, keeps its name, and the room sees
+        neither a leave nor a join.
+        """
+        watcher = yield self.raw_client(self.a.port)
+        mover = yield self.raw_client(self.a.port)
+        send(mover, type="nick", name="mover")
+        yield poll(lambda: any(m.get("new") == "mover" for m in watcher.messages))
+        welcome = mover.messages[0]
+        last_seq = events(mover)[-1]["seq"]
+        for i in range(3):
+            send(watcher, type="message", text="missed %d" % (i,))
+        yield poll(lambda: len(texts(watcher)) == 3)
+        # The old connection stays open: the resume takes its place.
+        resumed = yield self.raw_client(
+            self.b.port,
+            first=wire.encode({"type": "resume", "session": welcome["session"],
+                               "last_seq": last_seq}))
+        answer = yield resumed.wait_for_type("resumed")
+        self.assertEqual(answer[0]["name"], "mover")
+        self.assertEqual(texts(resumed), ["missed 0", "missed 1", "missed 2"])
+        send(watcher, type="message", text="after")
+        yield poll(lambda: "after" in texts(resumed))
+        mover.transport.loseConnection()
+        send(watcher, type="who")
+        who = yield watcher.wait_for_type("who")
+        self.assertIn("mover", who[0]["names"])
+        send(watcher, type="message", text="end")
+        yield poll(lambda: "end" in texts(watcher))
+        self.assertEqual(
+            [m for m in events(watcher, ("join", "leave")) if m["name"] == "mover"], [])
+
+    @defer.inlineCallbacks
+    def test_unknown_session(self):
+        client = yield self.raw_client(
+            self.b.port,
+            first=wire.encode({"type": "resume", "session": "nope", "last_seq": 0}))
+        errors = yield client.wait_for_type("error")
+        self.assertEqual(errors[0]["code"], wire.RESUME_FAILED)
+        # It joins as the new session its welcome announced.
+        yield poll(lambda: events(client, ("join",)))
+
+
+class RedisOutageTests(ClusterMixin, TestCase):
+    """
+    Redis goes away and comes back empty.
+    """
+
+    @defer.inlineCallbacks
+    def test_restart(self):
+        """
+        While Redis is down, chat messages are refused with unavailable and
+        clients stay connected; when it is back, empty, the nodes seed the
+        counter where they were and register their users again, and the
+        sequence goes on with no gap and no repeat.
+        """
+        redis = yield self.start_redis()
+        a = yield self.start_node(redis)
+        b = yield self.start_node(redis)
+        ca = yield self.raw_client(a.port)
+        cb = yield self.raw_client(b.port)
+        send(ca, type="nick", name="ann")
+        send(cb, type="nick", name="bob")
+        yield poll(lambda: all(
+            [m.get("new") for m in events(c, ("nick",))] == ["ann", "bob"]
+            or [m.get("new") for m in events(c, ("nick",))] == ["bob", "ann"]
+            for c in (ca, cb)))
+        send(ca, type="message", text="before")
+        yield poll(lambda: all("before" in texts(c) for c in (ca, cb)))
+
+        yield self.kill(redis)
+        yield poll(lambda: a.hub.commands.protocol is None and b.hub.commands.protocol is None)
+        send(ca, type="message", text="lost")
+        errors = yield ca.wait_for_type("error")
+        self.assertEqual(errors[0]["code"], wire.UNAVAILABLE)
+        self.assertTrue(ca.transport.connected)
+
+        redis = yield self.start_redis(redis.port)
+        yield poll(lambda: a.hub.room_count == 2 and b.hub.room_count == 2, timeout=20)
+        send(cb, type="message", text="after")
+        send(ca, type="message", text="after too")
+        yield poll(lambda: all(len(texts(c)) == 3 for c in (ca, cb)))
+        for client in (ca, cb):
+            self.assertEqual(sorted(texts(client)), ["after", "after too", "before"])
+            self.assertNotIn("lost", texts(client))
+            assert_gap_free(self, client)
+        send(ca, type="who")
+        who = yield ca.wait_for_type("who")
+        self.assertEqual(who[0]["names"], ["ann", "bob"])
+
+    @defer.inlineCallbacks
+    def test_no_clients_before_redis(self):
+        """
+        A node that has never reached Redis refuses clients with
+        unavailable, and takes them once Redis is there.
+        """
+        port = self.free_port()
+
+        class Absent:
+            pass
+
+        absent = Absent()
+        absent.port = port
+        node = yield self.start_node(absent, wait=False)
+        client = yield self.raw_client(node.port, welcome=False)
+        yield client.lost
+        self.assertEqual(client.messages[0]["code"], wire.UNAVAILABLE)
+        yield self.start_redis(port)
+        yield node.hub.when_ready()
+        client = yield self.raw_client(node.port)
+        self.assertEqual(client.messages[0]["type"], "welcome")
+
+
+class NodeFailureTests(ClusterMixin, TestCase):
+    """
+    kill -9 of a node process.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_kill_node(self):
+        """
+        A reconnecting client of the killed node resumes on another node
+        with no gap and keeps its name; a client that does not come back
+        leaves, once, with reason timeout, seen the same on every node.
+
+        The node timeout (4 s) is longer than the client's first reconnect
+        delay (at most 1.5 s), as in any sane deployment.
+        """
+        redis = yield self.start_redis()
+        b = yield self.start_node(redis, node_timeout=4.0)
+        c = yield self.start_node(redis, node_timeout=4.0)
+        node, a_port = yield self.spawn_twistd(
+            "--redis", self.redis_url(redis), "--node-timeout", "4")
+        yield node.wait_for(rb"joined the room")
+        watchers = [(yield self.raw_client(b.port)), (yield self.raw_client(c.port))]
+        mover = self.spawn_client(
+            a_port, "--reconnect", "--name", "mover",
+            "--server", "127.0.0.1:%d" % (a_port,), "--server", "127.0.0.1:%d" % (b.port,))
+        stayer = yield self.raw_client(a_port, wire.encode({"type": "nick", "name": "stayer"}))
+        for name in ("mover", "stayer"):
+            yield poll(lambda: all(
+                any(m.get("new") == name for m in w.messages) for w in watchers))
+        send(watchers[0], type="message", text="one")
+        yield mover.wait_for(rb"one")
+
+        yield self.kill(node)
+        yield stayer.lost
+        for i in range(5):
+            send(watchers[1], type="message", text="while moving %d" % (i,))
+        yield mover.wait_for(rb"while moving 4")
+        yield poll(lambda: all(
+            any(m.get("name") == "stayer" for m in events(w, ("leave",))) for w in watchers))
+        # Two more reaping rounds: still one leave, on each node.
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        send(watchers[0], type="message", text="last")
+        yield mover.wait_for(rb"last")
+        yield poll(lambda: all("last" in texts(w) for w in watchers))
+        for w in watchers:
+            leaves = events(w, ("leave",))
+            self.assertEqual([(m["name"], m["reason"]) for m in leaves], [("stayer", "timeout")])
+            assert_gap_free(self, w)
+        self.assertEqual(events(watchers[0])[-len(events(watchers[1])):], events(watchers[1]))
+        out = mover.out.decode()
+        self.assertNotIn("! missed events", out)
+        self.assertIn("5 missed events replayed", out)
+        self.assertEqual(
+            re.findall(r"while moving \d", out), ["while moving %d" % (i,) for i in range(5)])
+        send(watchers[0], type="who")
+        who = yield watchers[0].wait_for_type("who")
+        self.assertIn("mover", who[0]["names"])
+        self.assertNotIn("stayer", who[0]["names"])
+        mover.transport.closeStdin()
+        reason = yield mover.ended
+        self.assertEqual(exit_status(reason), (0, None))

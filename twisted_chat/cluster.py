@@ -1,0 +1,837 @@
+# -*- test-case-name: tests.test_cluster -*-
+"""
+Several chat nodes, one room: the room's state lives in Redis.
+
+With C{--redis URL} the server's hub is a L{ClusterHub}.  Every broadcast
+event is appended once to a Redis Stream by a Lua script that also takes
+the next C{seq} from a counter, so the sequence is global and gap-free; the
+stream entry's id is C{<seq>-0}.  Every node reads the stream (C{XREAD
+BLOCK} from the last id it delivered) and sends each event's frame, framed
+once, to its own clients.  Names, sessions and node liveness are Redis keys;
+docs/cluster.rst describes them and the failure modes.
+
+The Redis client is txredisapi, a Twisted-native one, on connections that
+L{ClientService} keeps up (docs/cluster.rst says why).
+"""
+
+import secrets
+import string
+from urllib.parse import unquote, urlsplit
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet import defer, task
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from twisted_chat import wire
+from twisted_chat.hub import ChatHub, _send_replay
+
+#: Seconds Redis may take to answer a command before the connection is
+#: deemed dead and made again.
+REPLY_TIMEOUT = 5.0
+#: How long one XREAD waits for new entries, in milliseconds.
+BLOCK_MS = 2000
+#: Most stream entries read at once.
+READ_COUNT = 1000
+#: Seconds a session stays resumable in Redis after its last change (the
+#: replay backlog usually ends it sooner).
+SESSION_TTL = 24 * 3600
+#: Letters in the tag that makes a node's guest names unique in the room.
+GUEST_TAG_LENGTH = 5
+#: Reconnecting to Redis waits 0.1 s at first, then longer, at most this.
+MAX_RETRY_DELAY = 5.0
+
+
+class RedisAddress:
+    """
+    Where Redis is: parsed from C{redis://[[user]:password@]host[:port][/db]}
+    or C{unix:///path/to/socket[?db=N]}.
+    """
+
+    def __init__(self, url):
+        parts = urlsplit(url)
+        self.url = url
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        if parts.scheme == "redis":
+            if not parts.hostname:
+                raise ValueError("%r names no host" % (url,))
+            self.host = parts.hostname
+            try:
+                self.port = parts.port or 6379
+            except ValueError:
+                raise ValueError("%r has a bad port" % (url,)) from None
+            self.path = None
+            db = parts.path.strip("/") or "0"
+        elif parts.scheme == "unix":
+            self.host = self.port = None
+            self.path = parts.path
+            db = dict(
+                item.split("=", 1) for item in parts.query.split("&") if "=" in item
+            ).get("db", "0")
+        else:
+            raise ValueError("%r is not a redis:// or unix:// URL" % (url,))
+        if not db.isdigit():
+            raise ValueError("%r: the database must be a number" % (url,))
+        self.db = int(db)
+
+    def endpoint(self, reactor):
+        if self.path is not None:
+            return UNIXClientEndpoint(reactor, self.path, timeout=REPLY_TIMEOUT)
+        return HostnameEndpoint(reactor, self.host, self.port, timeout=REPLY_TIMEOUT)
+
+    def __str__(self):
+        if self.path is not None:
+            return "unix:%s db %d" % (self.path, self.db)
+        return "%s:%d db %d" % (self.host, self.port, self.db)
+
+
+def _protocol_class():
+    # hiredis parses replies in C; txredisapi's own parser handles every
+    # element of a reply in a reactor iteration of its own (see
+    # docs/cluster.rst), far too slow for reading a busy stream.
+    import txredisapi
+
+    return txredisapi.HiredisProtocol if txredisapi.hiredis else txredisapi.BaseRedisProtocol
+
+
+class _RedisFactory(Factory):
+    """
+    Builds txredisapi protocols that answer in bytes, time themselves on
+    C{reactor}, and log instead of giving up when Redis refuses them.
+    """
+
+    log = Logger()
+    isLazy = False
+    noisy = False
+
+    def __init__(self, reactor, address, reply_timeout, ready):
+        """
+        @param ready: called with each protocol once it is usable
+            (authenticated, on the right database).
+        """
+        self.reactor = reactor
+        self.address = address
+        self.reply_timeout = reply_timeout
+        self.ready = ready
+        self.protocol_class = _protocol_class()
+
+    def buildProtocol(self, addr):
+        protocol = self.protocol_class(
+            charset=None,
+            replyTimeout=self.reply_timeout,
+            password=self.address.password,
+            username=self.address.username,
+            dbid=self.address.db,
+            convertNumbers=False,
+        )
+        protocol.factory = self
+        protocol.callLater = self.reactor.callLater
+        protocol.whenConnected().addCallback(self.ready)
+        return protocol
+
+    # What txredisapi's protocol calls when AUTH or SELECT fails.
+    def stopTrying(self):
+        pass
+
+    def connectionError(self, message):
+        self.log.error("{message} ({address})", message=message, address=self.address)
+
+
+class RedisLink:
+    """
+    One connection to Redis, made again with backoff whenever it is lost.
+
+    @ivar protocol: the connected txredisapi protocol, or L{None}.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, address, name, on_connect, reply_timeout=REPLY_TIMEOUT):
+        """
+        @param on_connect: called with the protocol each time a connection
+            is ready (authenticated and on the right database).
+        """
+        self.reactor = reactor
+        self.address = address
+        self.name = name
+        self.on_connect = on_connect
+        self.protocol = None
+        self._lost_once = False
+        # Not ClientService's prepareConnection for AUTH and SELECT: a
+        # connection lost while it is pending makes ClientService raise
+        # NoTransition (Twisted 22.10 to 26.10).
+        self.service = ClientService(
+            address.endpoint(reactor),
+            _RedisFactory(reactor, address, reply_timeout, self._ready),
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=MAX_RETRY_DELAY),
+            clock=reactor,
+        )
+
+    def _ready(self, protocol):
+        if protocol.transport is None or not protocol.connected:
+            return
+        self.protocol = protocol
+        protocol.whenDisconnected().addCallback(self._lost)
+        if self._lost_once:
+            self.log.info("Redis {link} connection is back ({address})",
+                          link=self.name, address=self.address)
+        self.on_connect(protocol)
+
+    def _lost(self, protocol):
+        if self.protocol is protocol:
+            self.protocol = None
+            self._lost_once = True
+            self.log.warn("Redis {link} connection lost ({address}); reconnecting",
+                          link=self.name, address=self.address)
+
+    def call(self, *args, **kwargs):
+        """
+        Send a command; a Deferred of its reply.  Fails with
+        L{wire.ProtocolError} C{unavailable} when there is no connection.
+        """
+        protocol = self.protocol
+        if protocol is None:
+            return defer.fail(_unavailable())
+        return defer.maybeDeferred(protocol.execute_command, *args, **kwargs)
+
+    def eval(self, script, keys, args):
+        protocol = self.protocol
+        if protocol is None:
+            return defer.fail(_unavailable())
+        return defer.maybeDeferred(protocol.eval, script, keys, args)
+
+
+def _unavailable():
+    return wire.ProtocolError(
+        wire.UNAVAILABLE, "the server cannot reach the room's store; try again"
+    )
+
+
+# The Lua scripts.  KEYS[1] is the seq counter and KEYS[2] the stream in
+# every one that may publish, ARGV[1] the stream's MAXLEN.  A publishing
+# script refuses to run if the counter is missing (Redis lost its data):
+# the node then seeds it again above what it has delivered.
+
+_PUBLISH_PRELUDE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('NOSEQ the seq counter is missing')
+end
+local function publish(head)
+  local seq = redis.call('INCR', KEYS[1])
+  local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1],
+                            seq .. '-0', 'f', head .. seq .. '}')
+  if type(added) == 'table' and added.err then
+    redis.call('DECR', KEYS[1])
+    error(added.err)
+  end
+  return seq
+end
+local function join_head(name)
+  return '{"type":"join","name":"' .. name .. '","seq":'
+end
+"""
+
+# ARGV[2]: the frame's payload up to and including '"seq":'.
+PUBLISH = _PUBLISH_PRELUDE + """
+return publish(ARGV[2])
+"""
+
+# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] name in
+# lower case, ARGV[4] names entry, ARGV[5] name, ARGV[6] session TTL.
+JOIN = _PUBLISH_PRELUDE + """
+if redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[4]) == 0 then return -1 end
+redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
+if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
+  return publish(join_head(ARGV[5]))
+end
+return 0
+"""
+
+# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] owner
+# ("node token"), ARGV[4] the leave event's members after its name.
+LEAVE = _PUBLISH_PRELUDE + """
+local name = redis.call('GET', KEYS[4])
+if not name then return 0 end
+local lower = string.lower(name)
+if redis.call('HGET', KEYS[3], lower) ~= ARGV[3] .. ' ' .. name then return 0 end
+local announce = redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2])
+redis.call('HDEL', KEYS[3], lower)
+if announce then
+  return publish('{"type":"leave","name":"' .. name .. '",' .. ARGV[4] .. ',"seq":')
+end
+return 0
+"""
+
+# KEYS[3] names, KEYS[4] session.  ARGV[2] owner, ARGV[3] new name,
+# ARGV[4] session TTL.  -1: taken; -2: not this node's any more.
+RENAME = _PUBLISH_PRELUDE + """
+local old = redis.call('GET', KEYS[4])
+if not old then return -2 end
+local oldlower = string.lower(old)
+if redis.call('HGET', KEYS[3], oldlower) ~= ARGV[2] .. ' ' .. old then return -2 end
+local newlower = string.lower(ARGV[3])
+if newlower ~= oldlower and redis.call('HEXISTS', KEYS[3], newlower) == 1 then
+  return -1
+end
+redis.call('HDEL', KEYS[3], oldlower)
+redis.call('HSET', KEYS[3], newlower, ARGV[2] .. ' ' .. ARGV[3])
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+return publish('{"type":"nick","old":"' .. old .. '","new":"' .. ARGV[3] .. '","seq":')
+"""
+
+# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] node,
+# ARGV[4] token, ARGV[5] a guest name, ARGV[6] session TTL.
+# {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
+RESUME = _PUBLISH_PRELUDE + """
+local name = redis.call('GET', KEYS[4])
+if not name then return {0} end
+local lower = string.lower(name)
+local entry = redis.call('HGET', KEYS[3], lower)
+if entry then
+  local _, token = string.match(entry, '^(%S+) (%S+) ')
+  if token == ARGV[4] then
+    redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+    return {1, name}
+  end
+  name = ARGV[5]
+  lower = string.lower(name)
+end
+redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+redis.call('SET', KEYS[4], name, 'EX', ARGV[6])
+if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
+  publish(join_head(name))
+end
+return {2, name}
+"""
+
+# KEYS[3] names, KEYS[4] the set of nodes.  ARGV[2] presence limit,
+# ARGV[3] this node, ARGV[4] the liveness key prefix, ARGV[5] how long a
+# reaped mark stays.  Every node whose liveness key has expired is removed
+# (SREM makes that happen once), and its users leave with reason timeout.
+REAP = _PUBLISH_PRELUDE + """
+local left = 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if node ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. node) == 0 then
+    redis.call('SREM', KEYS[4], node)
+    redis.call('SET', ARGV[4] .. node .. ':reaped', '1', 'EX', ARGV[5])
+    local all = redis.call('HGETALL', KEYS[3])
+    local size = #all / 2
+    for i = 1, #all, 2 do
+      local owner, _, name = string.match(all[i + 1], '^(%S+) (%S+) (%S+)$')
+      if owner == node then
+        redis.call('HDEL', KEYS[3], all[i])
+        if size <= tonumber(ARGV[2]) then
+          publish('{"type":"leave","name":"' .. name .. '","reason":"timeout","seq":')
+        end
+        size = size - 1
+        left = left + 1
+      end
+    end
+  end
+end
+return left
+"""
+
+# KEYS[1] the set of nodes, KEYS[2] this node's liveness key, KEYS[3]
+# names.  ARGV[1] node, ARGV[2] milliseconds to live.
+# {1 if the node was not registered, 1 if it had been reaped, room size}.
+REFRESH = """
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+local new = redis.call('SADD', KEYS[1], ARGV[1])
+local reaped = redis.call('DEL', KEYS[2] .. ':reaped')
+return {new, reaped, redis.call('HLEN', KEYS[3])}
+"""
+
+# KEYS[3] names.  ARGV[2] presence limit, ARGV[3] "1" to announce joins,
+# ARGV[4] session key prefix, ARGV[5] session TTL, then for each member:
+# name in lower case, entry, name, token.  Returns the names now held by
+# someone else.
+RESTORE = _PUBLISH_PRELUDE + """
+local lost = {}
+for i = 6, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('SET', ARGV[4] .. ARGV[i + 3], ARGV[i + 2], 'EX', ARGV[5])
+    if ARGV[3] == '1' and redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
+      publish(join_head(ARGV[i + 2]))
+    end
+  elseif redis.call('HGET', KEYS[3], ARGV[i]) ~= ARGV[i + 1] then
+    table.insert(lost, ARGV[i + 2])
+  end
+end
+return lost
+"""
+
+# KEYS[1] seq.  ARGV[1] the highest seq this node has delivered.  Creates
+# the counter, or raises it to ARGV[1]; 1 if it had to.
+SEED = """
+local current = redis.call('GET', KEYS[1])
+if not current or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return current and 1 or 2
+end
+return 0
+"""
+
+# KEYS[1] seq, KEYS[2] stream.  ARGV[1] how many entries.  The counter and
+# the newest entries, newest first, read at one instant.
+LOAD = """
+return {redis.call('GET', KEYS[1]),
+        redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])}
+"""
+
+
+def _entry_seq(entry_id):
+    """
+    The seq of a stream entry, from its id C{<seq>-0}; L{None} for an id of
+    any other form.
+    """
+    seq, _, sub = entry_id.partition(b"-")
+    if sub != b"0" or not seq.isdigit():
+        return None
+    return int(seq)
+
+
+def _payload(fields):
+    """
+    The frame payload in a stream entry's field list.
+    """
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == b"f":
+            return fields[i + 1]
+    return None
+
+
+def _is_presence(payload):
+    return payload.startswith((b'{"type":"join"', b'{"type":"leave"'))
+
+
+class ClusterHub(ChatHub):
+    """
+    A L{ChatHub} whose room spans every node on the same Redis.
+
+    Locally it keeps what L{ChatHub} keeps (this node's members and
+    sessions, and a backlog of the frames it delivered); the names, the
+    counter and the event sequence are Redis's.  Operations that must ask
+    Redis return Deferreds, which the server's protocol waits on; while
+    Redis cannot be reached, chat messages, renames, who and resumes fail
+    with C{unavailable}, and joins and leaves wait to be told.
+
+    @ivar ready: whether the node has loaded the room from Redis once; the
+        server admits no client before.
+    @ivar node: this node's id in Redis.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        redis,
+        backlog=wire.DEFAULT_BACKLOG,
+        presence_limit=wire.DEFAULT_PRESENCE_LIMIT,
+        coalesce=False,
+        node_timeout=wire.DEFAULT_TIMEOUT,
+        prefix="twisted-chat:",
+    ):
+        """
+        @param redis: a L{RedisAddress}.
+        @param node_timeout: seconds after its last refresh that a node's
+            liveness key expires and the others take its users out.
+        """
+        super().__init__(reactor, backlog, presence_limit=presence_limit, coalesce=coalesce)
+        self.reactor = reactor
+        self.address = redis
+        self.node_timeout = node_timeout
+        self.node = secrets.token_hex(6)
+        self.ready = False
+        self.room_count = 0
+        self.last_id = b"0-0"
+        self._guest_tag = "".join(
+            secrets.choice(string.ascii_lowercase) for _ in range(GUEST_TAG_LENGTH)
+        )
+        # Presence changes made while Redis was away, oldest first.
+        self._outbox = []
+        self._keys = {
+            "seq": prefix + "seq",
+            "stream": prefix + "events",
+            "names": prefix + "names",
+            "nodes": prefix + "nodes",
+            "node": prefix + "node:",
+            "session": prefix + "session:",
+        }
+        self.commands = RedisLink(reactor, redis, "command", self._commands_up)
+        self.reader = RedisLink(
+            reactor, redis, "reader", self._reader_up,
+            reply_timeout=BLOCK_MS / 1000.0 + REPLY_TIMEOUT,
+        )
+        self._reading = None
+        self._refresher = task.LoopingCall(self._refresh)
+        self._refresher.clock = reactor
+        self._whenReady = []
+
+    # Life cycle.
+
+    def service(self):
+        """
+        The service that keeps this node's Redis connections up.
+        """
+        service = MultiService()
+        self.commands.service.setServiceParent(service)
+        return _ClusterService(self, service)
+
+    def when_ready(self):
+        if self.ready:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._whenReady.append(d)
+        return d
+
+    def _commands_up(self, protocol):
+        """
+        A command connection is ready: make sure the counter is there, load
+        the room the first time, and send what waited.
+        """
+        d = self.commands.eval(SEED, [self._keys["seq"]], [self.seq])
+        d.addCallback(self._seeded)
+        if not self.ready:
+            d.addCallback(lambda _: self.commands.eval(
+                LOAD, [self._keys["seq"], self._keys["stream"]], [self.backlog.maxlen or 1]))
+            d.addCallback(self._loaded)
+        d.addCallback(lambda _: self._refresh())
+        d.addErrback(self._setup_failed, protocol)
+
+    def _seeded(self, seeded):
+        if seeded and self.ready:
+            self.log.warn(
+                "Redis had lost the seq counter: seeded it at {seq}, the last "
+                "event this node delivered", seq=self.seq)
+
+    def _reseed(self):
+        d = self.commands.eval(SEED, [self._keys["seq"]], [self.seq])
+        d.addCallbacks(self._seeded, self._refresh_failed)
+
+    def _as_unavailable(self, failure):
+        """
+        Turn a Redis failure into the error a client is sent.
+        """
+        if failure.check(wire.ProtocolError):
+            return failure
+        error = failure.getErrorMessage()
+        self.log.warn("Redis command failed: {error}", error=error)
+        if "NOSEQ" in error:
+            # Redis lost its data while we were connected.
+            self._reseed()
+        return defer.fail(_unavailable())
+
+    def _setup_failed(self, failure, protocol):
+        self.log.failure("setting up the Redis connection failed", failure)
+        if protocol.transport is not None:
+            protocol.transport.abortConnection()
+
+    def _loaded(self, result):
+        counter, entries = result
+        self.seq = int(counter or 0)
+        # The newest entries come first; only an unbroken run down from
+        # seq is a backlog.
+        kept = []
+        for entry_id, fields in entries or []:
+            payload = _payload(fields)
+            if _entry_seq(entry_id) != self.seq - len(kept) or payload is None:
+                break
+            kept.append(wire.frame(payload))
+        self.backlog.clear()
+        self.backlog.extend(reversed(kept))
+        self.last_id = b"%d-0" % (self.seq,)
+        self.ready = True
+        self.log.info(
+            "node {node} joined the room on Redis {address} at seq {seq}",
+            node=self.node, address=self.address, seq=self.seq)
+        self._refresher.start(self.node_timeout / 3.0, now=False)
+        self.reader.service.startService()
+        waiting, self._whenReady = self._whenReady, []
+        for d in waiting:
+            d.callback(None)
+
+    def _refresh(self):
+        """
+        Keep this node's liveness key alive, take out the users of nodes
+        whose key has expired, and learn the room's size.
+        """
+        keys = self._keys
+        d = self.commands.eval(
+            REFRESH,
+            [keys["nodes"], keys["node"] + self.node, keys["names"]],
+            [self.node, int(self.node_timeout * 1000)],
+        )
+        d.addCallback(self._refreshed)
+        d.addCallback(lambda _: self.commands.eval(
+            REAP, self._publish_keys(keys["nodes"]),
+            [self._maxlen, self.presence_limit, self.node, keys["node"], SESSION_TTL]))
+        d.addCallback(self._reaped)
+        d.addErrback(self._refresh_failed)
+        return d
+
+    def _refreshed(self, result):
+        new, reaped, size = result
+        self.room_count = size
+        if new and self._members:
+            # Redis lost us (it restarted empty, or we were silent so long
+            # that the others took our users out): put them back, telling
+            # the room only if it was told they left.
+            self._restore(announce=bool(reaped))
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            for script, keys, args in outbox:
+                self._presence_op(script, keys, args)
+
+    def _reaped(self, left):
+        if left:
+            self.log.info("took {count} users of expired nodes out of the room", count=left)
+
+    def _refresh_failed(self, failure):
+        if not failure.check(wire.ProtocolError):
+            self.log.warn("Redis refresh failed: {error}", error=failure.getErrorMessage())
+
+    def _restore(self, announce):
+        args = [self._maxlen, self.presence_limit, "1" if announce else "0",
+                self._keys["session"], SESSION_TTL]
+        for client in self._members.values():
+            args += [client.name.lower(), self._entry(client), client.name, client.session]
+        d = self.commands.eval(RESTORE, self._publish_keys(), args)
+        d.addCallback(self._restored)
+        d.addErrback(self._refresh_failed)
+
+    def _restored(self, lost):
+        for name in lost or []:
+            client = self._members.get(name.decode().lower())
+            if client is not None:
+                self.log.warn(
+                    "{name} lost its name to another node while Redis was "
+                    "away; dropping it", name=client.name)
+                client.abort(wire.REASON_ERROR)
+
+    def stop(self):
+        """
+        Stop reading and refreshing; the liveness key expires by itself, so
+        that users who resume on another node keep their names.
+        """
+        if self._refresher.running:
+            self._refresher.stop()
+        if self._reading is not None:
+            self._reading.cancel()
+        return self.reader.service.stopService()
+
+    # Reading the stream.
+
+    def _reader_up(self, protocol):
+        self._read(protocol)
+
+    def _read(self, protocol):
+        if self.reader.protocol is not protocol:
+            return
+        d = self.reader.call(
+            "XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS,
+            "STREAMS", self._keys["stream"], self.last_id,
+        )
+        self._reading = d
+        d.addCallback(self._got_entries)
+        d.addCallback(lambda _: self._read(protocol))
+        d.addErrback(self._read_failed, protocol)
+
+    def _read_failed(self, failure, protocol):
+        self._reading = None
+        if failure.check(defer.CancelledError):
+            return
+        if failure.check(wire.ProtocolError) or self.reader.protocol is not protocol:
+            return  # the connection is gone; a new one reads on
+        self.log.warn("reading the event stream failed: {error}",
+                      error=failure.getErrorMessage())
+        if protocol.transport is not None:
+            protocol.transport.abortConnection()
+
+    def _got_entries(self, reply):
+        self._reading = None
+        if not reply:
+            return
+        with self.batch():
+            for _stream, entries in reply:
+                for entry_id, fields in entries:
+                    self._deliver_entry(entry_id, fields)
+
+    def _deliver_entry(self, entry_id, fields):
+        self.last_id = entry_id
+        seq = _entry_seq(entry_id)
+        payload = _payload(fields)
+        if seq is None or payload is None:
+            return
+        if seq <= self.seq:
+            self.log.error(
+                "event {seq} arrived after {last}: Redis lost events and was "
+                "seeded lower than this node had reached; it is not "
+                "delivered", seq=seq, last=self.seq)
+            return
+        if seq != self.seq + 1:
+            self.log.warn(
+                "events {first} to {last} were trimmed from the stream "
+                "before this node read them", first=self.seq + 1, last=seq - 1)
+            self.flush()
+            self.backlog.clear()
+        self.seq = seq
+        self._append(wire.frame(payload), not _is_presence(payload))
+
+    # The room.
+
+    @property
+    def room_size(self):
+        return max(self.room_count, len(self._members))
+
+    @property
+    def _maxlen(self):
+        return self.backlog.maxlen or 1
+
+    def _publish_keys(self, *more):
+        keys = self._keys
+        return [keys["seq"], keys["stream"], keys["names"]] + list(more)
+
+    def _session_keys(self, client, token=None):
+        return self._publish_keys(self._keys["session"] + (token or client.session))
+
+    def _owner(self, client):
+        return "%s %s" % (self.node, client.session)
+
+    def _entry(self, client):
+        return "%s %s" % (self._owner(client), client.name)
+
+    def new_guest_name(self):
+        # The tag keeps guest names of different nodes apart.
+        self._guests += 1
+        return "%s%s%d" % (wire.GUEST_PREFIX, self._guest_tag, self._guests)
+
+    def _presence_op(self, script, keys, args):
+        """
+        Run a join or leave script now, or once Redis is back.
+        """
+        if self.commands.protocol is None or self._outbox:
+            self._outbox.append((script, keys, args))
+            return
+        d = self.commands.eval(script, keys, args)
+        d.addErrback(self._presence_failed, script, keys, args)
+
+    def _presence_failed(self, failure, script, keys, args):
+        if failure.check(wire.ProtocolError):
+            # Lost before it was sent: it waits for Redis to come back.
+            self._outbox.append((script, keys, args))
+        else:
+            self.log.warn("a join or leave was not recorded: {error}",
+                          error=failure.getErrorMessage())
+
+    def join(self, client, after_seq):
+        self._catch_up(client, after_seq)
+        self._add(client)
+        self._presence_op(
+            JOIN, self._session_keys(client),
+            [self._maxlen, self.presence_limit, client.name.lower(),
+             self._entry(client), client.name, SESSION_TTL])
+
+    def leave(self, client, reason, message=None):
+        if client not in self:
+            return
+        self._caught_up.pop(client, None)
+        del self._members[client.name.lower()]
+        self._sessions.pop(client.session, None)
+        if self.closing:
+            return
+        tail = {"reason": reason}
+        if message is not None:
+            tail["message"] = message
+        owner = self._owner(client)
+        self._presence_op(
+            LEAVE, self._session_keys(client),
+            [self._maxlen, self.presence_limit, owner, wire.encode(tail)[1:-1]])
+
+    def message(self, client, text):
+        head = wire.encode(
+            {"type": "message", "from": client.name, "text": text,
+             "time": self.clock.seconds()}
+        )[:-1] + b',"seq":'
+        d = self.commands.eval(PUBLISH, self._publish_keys(), [self._maxlen, head])
+        return d.addErrback(self._as_unavailable)
+
+    def rename(self, client, new_name):
+        wire.check_nick(new_name)
+        holder = self._members.get(new_name.lower())
+        if holder is not None and holder is not client:
+            raise wire.ProtocolError(wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
+        d = self.commands.eval(
+            RENAME, self._session_keys(client),
+            [self._maxlen, self._owner(client), new_name, SESSION_TTL])
+        d.addCallback(self._renamed, client, new_name)
+        return d.addErrback(self._as_unavailable)
+
+    def _renamed(self, result, client, new_name):
+        if result == -1:
+            raise wire.ProtocolError(wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
+        if result == -2 or client not in self:
+            raise _unavailable()
+        del self._members[client.name.lower()]
+        client.name = new_name
+        self._members[new_name.lower()] = client
+
+    def names(self):
+        d = self.commands.call("HVALS", self._keys["names"])
+        d.addCallback(lambda entries: sorted(
+            entry.decode().split(" ", 2)[2] for entry in entries))
+        return d.addErrback(self._as_unavailable)
+
+    def resume(self, client, token, last_seq):
+        session = self._sessions.get(token)
+        if session is not None and session.client is not None and session.client in self:
+            # Its connection is on this node: as in one process.
+            return ChatHub.resume(self, client, token, last_seq)
+        self.flush()
+        if self.replay(last_seq) is None:
+            raise wire.ProtocolError(
+                wire.RESUME_FAILED, "event %d is no longer kept" % (last_seq + 1,),
+                oldest_seq=self.oldest_seq)
+        guest = client.name
+        d = self.commands.eval(
+            RESUME, self._session_keys(client, token),
+            [self._maxlen, self.presence_limit, self.node, token, guest, SESSION_TTL])
+        d.addErrback(self._as_unavailable)
+        d.addCallback(self._resume_answered, client, token, last_seq)
+        return d
+
+    def _resume_answered(self, result, client, token, last_seq):
+        if result[0] == 0:
+            raise wire.ProtocolError(
+                wire.RESUME_FAILED, "unknown session", oldest_seq=self.oldest_seq)
+        # Events delivered while Redis answered are in the replay too.
+        self.flush()
+        frames = self.replay(last_seq)
+        if frames is None:
+            frames = []
+        _send_replay(client, frames)
+        client.session = token
+        client.name = result[1].decode()
+        self._add(client)
+        return len(frames)
+
+
+class _ClusterService(MultiService):
+    """
+    Runs a L{ClusterHub}'s connections; stopping it stops the reader, the
+    refresher and the command connection.
+    """
+
+    def __init__(self, hub, links):
+        super().__init__()
+        self.hub = hub
+        links.setServiceParent(self)
+
+    def stopService(self):
+        d = defer.maybeDeferred(self.hub.stop)
+        d.addBoth(lambda _: super(_ClusterService, self).stopService())
+        return d
