@@ -43,12 +43,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(server, port):
+def start(server, port, extra=()):
     if server == "twisted-chat":
         args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                 "-n", "--pidfile=", "chat", "--port",
                 "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,), "--rate", "0"]
-        ready = rb"starting on %d" % (port,)
+        args += list(extra)
+        # A cluster node listens at once, but takes clients once in the room.
+        ready = rb"joined the room" if extra else rb"starting on %d" % (port,)
     else:
         args = [sys.executable, os.path.join(HERE, "baseline_server.py"), str(port)]
         ready = rb"listening on %d" % (port,)

@@ -3,6 +3,7 @@ Helpers for the cluster's tests: a real redis-server of the test's own, on
 a free loopback port, and chat nodes on it.
 """
 
+import os
 import shutil
 import tempfile
 
@@ -38,11 +39,16 @@ class ClusterMixin(LoopbackMixin):
 
     def setUp(self):
         super().setUp()
-        if REDIS_SERVER is None:
-            raise SkipTest("redis-server is not installed (.ci/run installs it)")
+        missing = None
         self.cluster = _cluster_parts()
-        if self.cluster is None:
-            raise SkipTest("the cluster extra is not installed")
+        if REDIS_SERVER is None:
+            missing = "redis-server is not installed (apt-get install redis-server)"
+        elif self.cluster is None:
+            missing = "txredisapi or hiredis is not installed (pip install '.[test]')"
+        if missing and os.environ.get("TWISTED_CHAT_REQUIRE_REDIS"):
+            self.fail(missing)
+        elif missing:
+            raise SkipTest(missing)
 
     @defer.inlineCallbacks
     def start_redis(self, port=None):

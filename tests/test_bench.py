@@ -216,3 +216,30 @@ class PlainReceiverTests(SynchronousTestCase):
         """
         worker = self.receive([1, 2, 5, 4], 3)
         self.assertEqual((worker.gaps, worker.reorders), (2, 1))
+
+
+class SenderOrderTests(SynchronousTestCase):
+    """
+    A verifying receiver checks that each sender's messages come in the
+    order they were sent.
+    """
+
+    def receive(self, counters):
+        worker = _Worker()
+        client = bench.LoadClient(worker, 5, sender=False, recorder=False, verifier=True)
+        client.last_seq = 0
+        for seq, counter in enumerate(counters, 1):
+            text = bench._message_text(3, counter, 64)
+            client.stringReceived(wire.encode(
+                {"type": "message", "from": "x", "text": text, "time": 1.0, "seq": seq}))
+        return worker
+
+    def test_skip_is_not_an_error(self):
+        """
+        A counter skipped (that message was refused, say) is fine: a lost
+        message would be a seq gap.
+        """
+        self.assertEqual(self.receive([1, 2, 4, 5]).order_errors, 0)
+
+    def test_older_or_repeated_is_an_error(self):
+        self.assertEqual(self.receive([1, 3, 2, 4, 4]).order_errors, 2)

@@ -10,6 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.cluster import ClusterMixin
 from tests.loopback import exit_status
+from tests.test_hub import FakeClient
 from twisted_chat import wire
 from twisted_chat.cluster import RedisAddress
 from twisted_chat.tap import Options
@@ -191,6 +192,37 @@ class TwoNodesTests(ClusterMixin, TestCase):
         yield poll(lambda: events(client, ("join",)))
 
 
+class FlowControlTests(ClusterMixin, TestCase):
+    """
+    No node loses events to trimming: while one is far behind, chat messages
+    are refused with rate_limited.
+    """
+
+    @defer.inlineCallbacks
+    def test_slow_node_holds_messages_back(self):
+        redis = yield self.start_redis()
+        node = yield self.start_node(redis, backlog=8)
+        client = yield self.raw_client(node.port)
+        hub = node.hub
+        now = yield hub.commands.call("TIME")
+        # A node that says, right now, that it has read nothing.
+        yield hub.commands.call("HSET", "twisted-chat:positions", "slow", b"0 " + now[0])
+        for i in range(8):
+            send(client, type="message", text="m%d" % (i,))
+        errors = yield client.wait_for_type("error")
+        self.assertEqual(errors[0]["code"], wire.RATE_LIMITED)
+        self.assertGreater(errors[0]["retry_after"], 0)
+        # A message is refused once the room is more than 6 events (0.75 of
+        # the backlog) past the slow node: after the join and m0 to m5.
+        yield poll(lambda: len(texts(client)) == 6)
+        self.assertEqual(texts(client), ["m%d" % (i,) for i in range(6)])
+        # A position nobody has renewed for long does not count.
+        stale = b"0 %d" % (int(now[0]) - 60,)
+        yield hub.commands.call("HSET", "twisted-chat:positions", "slow", stale)
+        send(client, type="message", text="through")
+        yield poll(lambda: "through" in texts(client))
+
+
 class RedisOutageTests(ClusterMixin, TestCase):
     """
     Redis goes away and comes back empty.
@@ -324,3 +356,47 @@ class NodeFailureTests(ClusterMixin, TestCase):
         mover.transport.closeStdin()
         reason = yield mover.ended
         self.assertEqual(exit_status(reason), (0, None))
+
+
+class StreamReadingTests(TestCase):
+    """
+    What a node does with the entries it reads, without Redis.
+    """
+
+    def setUp(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from twisted_chat.cluster import ClusterHub
+
+        self.hub = ClusterHub(MemoryReactorClock(), RedisAddress("redis://127.0.0.1:1/0"))
+        self.member = FakeClient("ann")
+        self.hub._add(self.member)
+
+    def entry(self, seq):
+        payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
+        self.hub._deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        return wire.frame(payload)
+
+    def test_delivered_in_order(self):
+        frames = [self.entry(seq) for seq in (1, 2, 3)]
+        self.assertEqual(self.member.frames, frames)
+        self.assertEqual(self.hub.seq, 3)
+        self.assertEqual([data for _, data in self.hub.replay(0)], frames)
+
+    def test_old_entry_is_not_delivered_again(self):
+        self.entry(1)
+        self.entry(2)
+        self.hub._deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
+        self.assertEqual(len(self.member.frames), 2)
+        self.assertEqual(self.hub.seq, 2)
+
+    def test_trimmed_events_make_members_lag(self):
+        """
+        Events trimmed from the stream before the node read them are a hole
+        no client can resume across: every member is told it lagged.
+        """
+        self.entry(1)
+        self.entry(5)
+        self.assertEqual(self.member.behind, [2])
+        self.assertEqual(self.hub.replay(1), None)
+        self.assertEqual(self.hub.seq, 5)

@@ -23,12 +23,16 @@ class FakeClient:
         self.session = "session-" + name
         self.frames = []
         self.aborted = None
+        self.behind = []
 
     def deliver(self, seq, data):
         self.frames.append(data)
 
     def abort(self, reason):
         self.aborted = reason
+
+    def fell_behind(self, seq):
+        self.behind.append(seq)
 
     def events(self):
         messages = parse_frames(b"".join(self.frames))

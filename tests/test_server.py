@@ -926,3 +926,23 @@ class TrickleTests(ServerMixin, SynchronousTestCase):
         ((alice, alice_t),) = self.connect_many(1)
         alice.dataReceived(struct.pack("!I", 70000))
         self.assertEqual(self.received(alice_t)[0]["code"], "frame_too_large")
+
+
+class FellBehindTests(ServerMixin, SynchronousTestCase):
+    """
+    A cluster node that fell behind its stream tells its clients.
+    """
+
+    def test_lagged_until_resume(self):
+        protocol, transport = self.connect()
+        transport.clear()
+        protocol.fell_behind(7)
+        protocol.fell_behind(8)
+        self.assertEqual(self.received(transport), [{"type": "lagged", "missed_from": 7}])
+        protocol.deliver(9, frame(type="message", seq=9))
+        self.assertEqual(self.received(transport), [])
+        # Its resume fails (the node has no such events) but ends the lag.
+        self.send(protocol, type="resume", session=protocol.session, last_seq=6)
+        self.assertEqual(self.received(transport)[0]["code"], wire.RESUME_FAILED)
+        protocol.deliver(10, frame(type="message", seq=10))
+        self.assertEqual(self.received(transport), [{"type": "message", "seq": 10}])

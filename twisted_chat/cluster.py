@@ -42,6 +42,14 @@ SESSION_TTL = 24 * 3600
 GUEST_TAG_LENGTH = 5
 #: Reconnecting to Redis waits 0.1 s at first, then longer, at most this.
 MAX_RETRY_DELAY = 5.0
+#: Chat messages are refused (rate_limited) while the slowest node is this
+#: much of the stream behind, so that no node loses events to trimming.
+BEHIND_FRACTION = 0.75
+#: ... unless that node has not said where it is for this many seconds: a
+#: stuck node must not stop the room until it is taken out.
+STALE_POSITION = 2.0
+#: How long a client refused that way is told to wait.
+BEHIND_RETRY_AFTER = 0.05
 
 
 class RedisAddress:
@@ -234,9 +242,25 @@ local function join_head(name)
 end
 """
 
-# ARGV[2]: the frame's payload up to and including '"seq":'.
+# KEYS[3] the nodes' positions.  ARGV[2]: the frame's payload up to and
+# including '"seq":'; ARGV[3] how far the slowest node may be behind;
+# ARGV[4] after how many seconds a position no longer counts.
 PUBLISH = _PUBLISH_PRELUDE + """
+local now = tonumber(redis.call('TIME')[1])
+local head = tonumber(redis.call('GET', KEYS[1]))
+for _, position in ipairs(redis.call('HVALS', KEYS[3])) do
+  local seq, at = string.match(position, '^(%d+) (%d+)$')
+  if seq and now - tonumber(at) <= tonumber(ARGV[4])
+     and head - tonumber(seq) > tonumber(ARGV[3]) then
+    return redis.error_reply('BEHIND a node is far behind the stream')
+  end
+end
 return publish(ARGV[2])
+"""
+
+# KEYS[1] the nodes' positions.  ARGV[1] node, ARGV[2] its last seq.
+POSITION = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. redis.call('TIME')[1])
 """
 
 # KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] name in
@@ -307,7 +331,7 @@ end
 return {2, name}
 """
 
-# KEYS[3] names, KEYS[4] the set of nodes.  ARGV[2] presence limit,
+# KEYS[3] names, KEYS[4] the set of nodes, KEYS[5] positions.  ARGV[2] presence limit,
 # ARGV[3] this node, ARGV[4] the liveness key prefix, ARGV[5] how long a
 # reaped mark stays.  Every node whose liveness key has expired is removed
 # (SREM makes that happen once), and its users leave with reason timeout.
@@ -316,6 +340,7 @@ local left = 0
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   if node ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. node) == 0 then
     redis.call('SREM', KEYS[4], node)
+    redis.call('HDEL', KEYS[5], node)
     redis.call('SET', ARGV[4] .. node .. ':reaped', '1', 'EX', ARGV[5])
     local all = redis.call('HGETALL', KEYS[3])
     local size = #all / 2
@@ -461,6 +486,7 @@ class ClusterHub(ChatHub):
             "nodes": prefix + "nodes",
             "node": prefix + "node:",
             "session": prefix + "session:",
+            "positions": prefix + "positions",
         }
         self.commands = RedisLink(reactor, redis, "command", self._commands_up)
         self.reader = RedisLink(
@@ -520,6 +546,10 @@ class ClusterHub(ChatHub):
         if failure.check(wire.ProtocolError):
             return failure
         error = failure.getErrorMessage()
+        if error.startswith("BEHIND"):
+            return defer.fail(wire.ProtocolError(
+                wire.RATE_LIMITED, "the room is busy; slow down",
+                retry_after=BEHIND_RETRY_AFTER))
         self.log.warn("Redis command failed: {error}", error=error)
         if "NOSEQ" in error:
             # Redis lost its data while we were connected.
@@ -568,7 +598,7 @@ class ClusterHub(ChatHub):
         )
         d.addCallback(self._refreshed)
         d.addCallback(lambda _: self.commands.eval(
-            REAP, self._publish_keys(keys["nodes"]),
+            REAP, self._publish_keys(keys["nodes"], keys["positions"]),
             [self._maxlen, self.presence_limit, self.node, keys["node"], SESSION_TTL]))
         d.addCallback(self._reaped)
         d.addErrback(self._refresh_failed)
@@ -660,6 +690,15 @@ class ClusterHub(ChatHub):
             for _stream, entries in reply:
                 for entry_id, fields in entries:
                     self._deliver_entry(entry_id, fields)
+        self._tell_position()
+
+    def _tell_position(self):
+        """
+        Say in Redis how far this node has read, for L{PUBLISH}'s flow
+        control.
+        """
+        d = self.commands.eval(POSITION, [self._keys["positions"]], [self.node, self.seq])
+        d.addErrback(lambda failure: None)  # the next read says it again
 
     def _deliver_entry(self, entry_id, fields):
         self.last_id = entry_id
@@ -674,11 +713,18 @@ class ClusterHub(ChatHub):
                 "delivered", seq=seq, last=self.seq)
             return
         if seq != self.seq + 1:
+            # The stream holds about --backlog events; this node fell
+            # further behind than that.  Its clients are told, as slow
+            # readers are, and cannot resume across the hole.
             self.log.warn(
                 "events {first} to {last} were trimmed from the stream "
-                "before this node read them", first=self.seq + 1, last=seq - 1)
+                "before this node read them; its {count} clients are told "
+                "they lagged", first=self.seq + 1, last=seq - 1,
+                count=len(self._members))
             self.flush()
             self.backlog.clear()
+            for client in list(self._members.values()):
+                client.fell_behind(self.seq + 1)
         self.seq = seq
         self._append(wire.frame(payload), not _is_presence(payload))
 
@@ -757,7 +803,10 @@ class ClusterHub(ChatHub):
             {"type": "message", "from": client.name, "text": text,
              "time": self.clock.seconds()}
         )[:-1] + b',"seq":'
-        d = self.commands.eval(PUBLISH, self._publish_keys(), [self._maxlen, head])
+        d = self.commands.eval(
+            PUBLISH,
+            [self._keys["seq"], self._keys["stream"], self._keys["positions"]],
+            [self._maxlen, head, int(self._maxlen * BEHIND_FRACTION), STALE_POSITION])
         return d.addErrback(self._as_unavailable)
 
     def rename(self, client, new_name):

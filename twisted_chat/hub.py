@@ -66,6 +66,13 @@ class IChatClient(Interface):
         Drop the member's connection at once; C{reason} is a leave reason.
         """
 
+    def fell_behind(seq):
+        """
+        The room could not keep events from C{seq} on for this member (a
+        cluster node fell too far behind the stream): tell it, as if it had
+        lagged, and send it nothing until it resumes.
+        """
+
 
 class _Session:
     """

@@ -593,6 +593,15 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 self.factory.settings.timeout, self._lag_expired
             )
 
+    def fell_behind(self, seq):
+        """
+        Events from C{seq} on are lost to this node: the client is told it
+        lagged, and resumes.  (L{IChatClient}.)
+        """
+        if self._lagged_from is None:
+            self._lagged_from = seq
+            self.send("lagged", missed_from=seq)
+
     def _drained(self):
         self._lag_call = cancelled(self._lag_call)
 
