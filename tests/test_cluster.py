@@ -182,6 +182,28 @@ class TwoNodesTests(ClusterMixin, TestCase):
             [m for m in events(watcher, ("join", "leave")) if m["name"] == "mover"], [])
 
     @defer.inlineCallbacks
+    def test_reaped_node_puts_its_users_back(self):
+        """
+        A node the others took for dead (it could not refresh its liveness
+        key in time) finds out at its next refresh and puts its users back;
+        the room, which saw them leave, sees them join.
+        """
+        ann = yield self.raw_client(self.a.port, wire.encode({"type": "nick", "name": "ann"}))
+        watcher = yield self.raw_client(self.b.port)
+        yield poll(lambda: any(m.get("new") == "ann" for m in watcher.messages))
+        yield self.b.hub.commands.call("DEL", "twisted-chat:node:" + self.a.hub.node)
+        yield self.b.hub._refresh()
+        yield poll(lambda: [(m["name"], m["reason"]) for m in events(watcher, ("leave",))]
+                   == [("ann", "timeout")])
+        yield self.a.hub._refresh()
+        yield poll(lambda: any(m.get("name") == "ann" for m in events(watcher, ("join",))))
+        send(watcher, type="who")
+        who = yield watcher.wait_for_type("who")
+        self.assertIn("ann", who[0]["names"])
+        send(ann, type="message", text="still here")
+        yield poll(lambda: "still here" in texts(watcher))
+
+    @defer.inlineCallbacks
     def test_unknown_session(self):
         client = yield self.raw_client(
             self.b.port,
