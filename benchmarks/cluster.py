@@ -89,11 +89,13 @@ def main():
             for nodes in map(int, args.nodes.split(",")):
                 summary = run(nodes, scenario)
                 results.setdefault((scenario, nodes), []).append(summary)
-                print("%-8s round %d %-9s %9.0f deliveries/s  p50 %s  p99 %s ms  integrity %s" % (
-                    scenario, round + 1, "%d nodes" % nodes if nodes else "embedded",
-                    summary["deliveries_per_second"], summary["latency_ms"]["p50"],
-                    summary["latency_ms"]["p99"], "OK" if summary["ok"] else "FAILED"),
-                    flush=True)
+                print("%-8s round %d %-9s %9.0f deliveries/s  p50 %s  p99 %s ms  integrity %s"
+                      "  refused %d" % (
+                          scenario, round + 1, "%d nodes" % nodes if nodes else "embedded",
+                          summary["deliveries_per_second"], summary["latency_ms"]["p50"],
+                          summary["latency_ms"]["p99"], "OK" if summary["ok"] else "FAILED",
+                          summary["integrity"]["errors"].get("rate_limited", 0)),
+                      flush=True)
     print("\nmedians of %d rounds (2 cores, shared by redis-server, the nodes and the "
           "load tool)" % (args.rounds,))
     print("%-8s %-9s %12s %9s %9s %10s" % (

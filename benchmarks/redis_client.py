@@ -24,33 +24,40 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from cluster import start_redis  # noqa: E402 (benchmarks/cluster.py)
+
 CLIENTS = ["txredisapi+hiredis", "txredisapi", "redis.asyncio"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis():
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="redis-bench-")
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    for line in process.stdout:
-        if b"eady to accept connections" in line:
-            break
-    subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-    return process, port, workdir
+def redis_usec_per_publish(port):
+    """
+    Microseconds of redis-server time per PUBLISH script (INFO
+    commandstats), read over a plain socket.
+    """
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while not data.endswith(b"\r\n\r\n") and b"cmdstat_xread" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    stats = {}
+    for line in data.decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, fields = line.partition(":")
+            stats[name] = dict(item.split("=") for item in fields.split(","))
+    calls = usec = 0
+    for name in ("cmdstat_evalsha", "cmdstat_eval"):
+        if name in stats:
+            calls += int(stats[name]["calls"])
+            usec += int(stats[name]["usec"])
+    return usec / calls if calls else None
 
 
 def run_txredisapi(port, events, hiredis):
@@ -68,13 +75,13 @@ def run_txredisapi(port, events, hiredis):
         redis = protocol_class(charset=None, convertNumbers=False)
         yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), redis)
         yield redis.execute_command("SET", "twisted-chat:seq", 0)
-        keys = ["twisted-chat:seq", "twisted-chat:events"]
+        keys = ["twisted-chat:seq", "twisted-chat:events", "twisted-chat:positions"]
         head = b'{"type":"message","from":"bench","text":"' + b"x" * 64 + b'","seq":'
         started = time.perf_counter()
         sent = 0
 
         def one():
-            return redis.eval(cluster.PUBLISH, keys, [events, head])
+            return redis.eval(cluster.PUBLISH, keys, [events, head, events, 2])
 
         window = []
         while sent < events:
@@ -125,14 +132,14 @@ def run_redis_asyncio(port, events):
         redis = aioredis.Redis(host="127.0.0.1", port=port)
         await redis.set("twisted-chat:seq", 0)
         script = redis.register_script(cluster.PUBLISH)
-        keys = ["twisted-chat:seq", "twisted-chat:events"]
+        keys = ["twisted-chat:seq", "twisted-chat:events", "twisted-chat:positions"]
         head = b'{"type":"message","from":"bench","text":"' + b"x" * 64 + b'","seq":'
         started = time.perf_counter()
         semaphore = asyncio.Semaphore(64)
 
         async def one():
             async with semaphore:
-                await script(keys=keys, args=[events, head])
+                await script(keys=keys, args=[events, head, events, 2])
 
         await asyncio.gather(*(one() for _ in range(events)))
         results["publish"] = events / (time.perf_counter() - started)
@@ -175,27 +182,32 @@ def main():
         return
     if shutil.which("redis-server") is None:
         raise SystemExit("redis_client.py: redis-server is not installed")
-    print("%-20s %16s %16s" % ("client", "publish/s", "read entries/s"))
+    print("%-20s %16s %16s %24s" % ("client", "publish/s", "read entries/s",
+                                    "redis-server us/publish"))
     for name in CLIENTS:
-        process, port, workdir = start_redis()
+        process, port = start_redis()
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", name, "--port", str(port),
                  "--events", str(args.events)],
                 capture_output=True, timeout=600)
+            usec = redis_usec_per_publish(port)
         finally:
             process.kill()
             process.wait()
-            shutil.rmtree(workdir, True)
+            shutil.rmtree(process.workdir, True)
         try:
             results = json.loads(out.stdout.decode().strip().splitlines()[-1])
         except Exception:
             print("%-20s failed: %s" % (name, out.stderr.decode().strip().splitlines()[-1:]))
             continue
+        if "publish" not in results:
+            results.setdefault("error", "failed: " + out.stderr.decode()[-500:])
         if "error" in results:
             print("%-20s %s" % (name, results["error"]))
             continue
-        print("%-20s %16.0f %16.0f" % (name, results["publish"], results["read"]), flush=True)
+        print("%-20s %16.0f %16.0f %24.2f" % (
+            name, results["publish"], results["read"], usec or 0), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ Helpers for the cluster's tests: a real redis-server of the test's own, on
 a free loopback port, and chat nodes on it.
 """
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -18,15 +19,16 @@ REDIS_SERVER = shutil.which("redis-server")
 
 
 def _cluster_parts():
+    """
+    L{twisted_chat.cluster}, or L{None} without the cluster extra.
+    """
     try:
-        from twisted_chat import cluster
-    except ImportError:  # pragma: no cover
+        for module in ("txredisapi", "hiredis"):
+            importlib.import_module(module)
+    except ImportError:
         return None
-    try:
-        import hiredis  # noqa: F401
-        import txredisapi  # noqa: F401
-    except ImportError:  # pragma: no cover
-        return None
+    from twisted_chat import cluster
+
     return cluster
 
 

@@ -4,6 +4,7 @@ The twistd plugin's options and service: C{twistd -n chat --port 56562}.
 """
 
 import dataclasses
+import importlib
 import signal
 import threading
 
@@ -290,8 +291,8 @@ class Options(usage.Options):
             raise usage.UsageError("--node-timeout must be more than 0")
         if self["redis"] is not None:
             try:
-                import hiredis  # noqa: F401
-                import txredisapi  # noqa: F401
+                for module in ("txredisapi", "hiredis"):
+                    importlib.import_module(module)
             except ImportError as e:
                 raise usage.UsageError(
                     "--redis needs the cluster extra: pip install 'twisted-chat[cluster]' "
