@@ -8,6 +8,7 @@ import os
 import tempfile
 
 from twisted.internet import defer
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import bench, wire
@@ -57,6 +58,17 @@ class OptionsTests(SynchronousTestCase):
             ("127.0.0.1", 100, 10, 32, 64),
         )
         self.assertEqual(sub["sample"], 16)
+
+    def test_ports(self):
+        """
+        --ports spreads the connections over several servers, and is checked.
+        """
+        options = bench.Options()
+        options.parseOptions(["load", "--ports", "4001,4002"])
+        self.assertEqual((options.subOptions["ports"], options.subOptions["port"]), ("4001,4002", 4001))
+        self.assertIn("--ports", bench._forward(options.subOptions))
+        for bad in ("4001,x", "70000", ""):
+            self.assertRaises(usage.UsageError, bench.Options().parseOptions, ["load", "--ports", bad])
 
     def test_bad(self):
         """

@@ -422,3 +422,48 @@ class StreamReadingTests(TestCase):
         self.assertEqual(self.member.behind, [2])
         self.assertEqual(self.hub.replay(1), None)
         self.assertEqual(self.hub.seq, 5)
+
+
+class LoadTests(ClusterMixin, TestCase):
+    """
+    The load tool across two nodes: one room under load.
+    """
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_load_over_two_nodes(self):
+        """
+        Connections spread over two nodes (bench load --ports) all see one
+        gap-free sequence, with every sender's messages in order.
+        """
+        import json
+        import os
+        import tempfile
+
+        from tests.loopback import exit_status as status
+
+        redis = yield self.start_redis()
+        a = yield self.start_node(redis)
+        b = yield self.start_node(redis)
+        for node in (a, b):
+            node.joined = 0
+
+            def counting(client, after_seq, node=node, join=node.hub.join):
+                node.joined += 1
+                return join(client, after_seq)
+
+            node.hub.join = counting
+        out = os.path.join(tempfile.mkdtemp(prefix="bench-"), "result.json")
+        child = self.spawn(
+            ["-m", "twisted_chat.bench", "load", "--ports", "%d,%d" % (a.port, b.port),
+             "--connections", "20", "--senders", "4", "--duration", "1",
+             "--warmup", "0.5", "--procs", "2", "--quiet", "--json", out])
+        reason = yield child.ended
+        self.assertEqual(status(reason), (0, None), bytes(child.out + child.err))
+        with open(out) as f:
+            summary = json.load(f)
+        self.assertTrue(summary["ok"], summary["integrity"])
+        self.assertGreater(summary["deliveries"], 0)
+        self.assertEqual((a.joined, b.joined), (10, 10))
+        self.assertEqual(a.hub.seq, b.hub.seq)
