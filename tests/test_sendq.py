@@ -2,7 +2,10 @@
 Tests for L{twisted_chat.sendq}.
 """
 
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.sendq import SendQueue, no_delay
@@ -136,14 +139,14 @@ class FakeSocket:
         return len(taken)
 
 
-class SocketTransport(StringTransport):
+class SocketTransport(StringTransport, FileDescriptor):
     """
-    A StringTransport with the attributes of Twisted's socket transports,
-    so that SendQueue sends on its socket directly.
+    A StringTransport that is a Twisted socket transport, with its
+    attributes, so that SendQueue sends on its socket directly.
     """
 
     def __init__(self, socket):
-        super().__init__()
+        StringTransport.__init__(self)
         self.socket = socket
         self.dataBuffer = b""
         self._tempDataLen = 0
@@ -206,6 +209,20 @@ class EagerSendTests(SynchronousTestCase):
         transport = StringTransport()
         SendQueue(transport).write(b"plain")
         self.assertEqual(transport.value(), b"plain")
+
+    def test_wrapping_transport(self):
+        """
+        A transport that wraps a socket transport (as TLS does) and forwards
+        its attributes gets write: sending on the socket beneath would
+        bypass it.
+        """
+        below = SocketTransport(FakeSocket(room=100))
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Protocol())
+        wrapper.makeConnection(below)
+        self.assertIs(wrapper.socket, below.socket)
+        SendQueue(wrapper).write(b"secret")
+        self.assertEqual(below.socket.sent, b"")
+        self.assertEqual(below.value(), b"secret")
 
 
 class NoDelayTests(SynchronousTestCase):

@@ -10,6 +10,7 @@ that the server can refuse to hold more than a set amount for any client.
 
 from collections import deque
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -30,9 +31,20 @@ def no_delay(transport):
 
 
 #: What a transport needs for L{SendQueue} to send on it directly: those of
-#: Twisted's socket transports (L{twisted.internet.abstract.FileDescriptor}).
-#: Other transports (TLS, test transports) just get C{write}.
+#: Twisted's socket transports (L{FileDescriptor}).  Other transports (TLS,
+#: test transports) just get C{write}.
 _EAGER_ATTRIBUTES = ("dataBuffer", "_tempDataLen", "socket", "connected", "disconnecting")
+
+
+def _is_socket_transport(transport):
+    """
+    Whether C{transport} is itself a socket transport.  It must be one, not
+    merely have the attributes: a TLS transport forwards unknown attributes
+    to the TCP transport beneath it, and sending there would bypass TLS.
+    """
+    return isinstance(transport, FileDescriptor) and all(
+        hasattr(transport, name) for name in _EAGER_ATTRIBUTES
+    )
 
 
 def _can_send_now(transport):
@@ -72,7 +84,7 @@ class SendQueue:
         self.closed = False
         self.size = 0
         self._queue = deque()
-        self._eager = all(hasattr(transport, name) for name in _EAGER_ATTRIBUTES)
+        self._eager = _is_socket_transport(transport)
         transport.registerProducer(self, True)
 
     def __len__(self):
