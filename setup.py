@@ -41,6 +41,15 @@ setup(
             # The cluster's tests run against a real redis-server.
             "txredisapi>=1.6",
             "hiredis>=2",
+            # The TLS tests make a throwaway CA with cryptography.
+            "pyOpenSSL>=21",
+            "service_identity>=18.1",
+            "cryptography>=3.1",
+        ],
+        # --tls in the client, ssl: endpoints in the server.
+        "tls": [
+            "pyOpenSSL>=21",
+            "service_identity>=18.1",
         ],
         # --redis: several nodes, one room (docs/cluster.rst).
         "cluster": [

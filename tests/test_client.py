@@ -167,13 +167,16 @@ class DeadServerTests(ClientMixin, SynchronousTestCase):
 
     def test_no_welcome(self):
         """
-        A server that accepts but never greets is dead after the default
-        timeout.
+        A server that accepts but never greets (or a TLS server, waiting for
+        a handshake) is given up after WELCOME_TIMEOUT, with a hint.
         """
-        self.clock.advance(29.9)
+        self.clock.advance(9.9)
         self.assertFalse(self.transport.disconnecting)
         self.clock.advance(0.1)
         self.assertTrue(self.transport.disconnecting)
+        self.lose()
+        self.assertEqual(
+            self.errors, ["no welcome from the server within 10 s (is it a TLS port? try --tls)"])
 
     def test_any_frame_counts(self):
         """

@@ -21,7 +21,7 @@ from collections import deque
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
@@ -49,6 +49,9 @@ PACE_MARGIN = 0.9
 OUTBOX_HIGH = 1000
 OUTBOX_LOW = 100
 #: Reconnection backoff: the first delay, and the most, jitter included.
+#: Seconds to wait for a server's welcome, which a server sends at once: a
+#: server that says nothing is dead, or speaks something else (TLS).
+WELCOME_TIMEOUT = 10.0
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
 
@@ -136,13 +139,15 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
     welcomed = False
     timed_out = False
 
-    def __init__(self, clock, listener, timeout=wire.DEFAULT_TIMEOUT):
+    def __init__(self, clock, listener, timeout=None):
         """
         @param clock: the L{IReactorTime} for heartbeats and the timeout.
         @param listener: told about everything that happens.
-        @param timeout: seconds to wait for the welcome; the welcome then
-            sets the server's own timeout.
+        @param timeout: seconds to wait for the welcome (L{WELCOME_TIMEOUT});
+            the welcome then sets the server's own timeout.
         """
+        if timeout is None:
+            timeout = WELCOME_TIMEOUT
         self.clock = clock
         self.listener = listener
         self.server_timeout = timeout
@@ -218,9 +223,14 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
         """
         The server sent a frame larger than it announced.  (Twisted API.)
         """
-        self.listener.bad_frame(
-            "server sent a frame of %d bytes (max_frame %d)" % (length, self.MAX_LENGTH)
-        )
+        if not self.welcomed:
+            self.listener.bad_frame(
+                "the server does not speak the twisted-chat protocol (a TLS port? "
+                "try --tls)")
+        else:
+            self.listener.bad_frame(
+                "server sent a frame of %d bytes (max_frame %d)" % (length, self.MAX_LENGTH)
+            )
         self.transport.abortConnection()
 
     def timeoutConnection(self):
@@ -543,7 +553,16 @@ class ChatClient:
         if self.quitting:
             self._finish(0)
             return
-        if timed_out:
+        tls = describe_tls_failure(reason)
+        if tls is not None and not (lost and lost.welcomed):
+            # No retry mends a certificate: stop, with or without reconnect.
+            self.err("cannot connect to %s: %s" % (self.address, tls))
+            self._finish(1)
+            return
+        if timed_out and not lost.welcomed:
+            why = ("no welcome from the server within %s s (is it a TLS port? "
+                   "try --tls)" % (_format_seconds(lost.server_timeout),))
+        elif timed_out:
             why = "server not responding (no data for %s s)" % (
                 _format_seconds(lost.server_timeout),
             )
@@ -788,7 +807,8 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] "
-        "[--server HOST:PORT ...] [--name NAME] [--reconnect]"
+        "[--server HOST:PORT ...] [--name NAME] [--reconnect] "
+        "[--tls [--cafile PATH | --insecure]]"
     )
     longdesc = "Chat on a twisted-chat server from a terminal or a pipe."
 
@@ -796,6 +816,8 @@ class Options(usage.Options):
         ["host", "h", "127.0.0.1", "The server's host name or address."],
         ["port", "p", wire.DEFAULT_PORT, "The server's port.", usage.portCoerce],
         ["name", "n", None, "The name to take once connected."],
+        ["cafile", None, None, "With --tls: trust the CA certificates in this PEM "
+         "file (a private CA) instead of the system's."],
     ]
 
     optFlags = [
@@ -804,6 +826,17 @@ class Options(usage.Options):
             "r",
             "When the connection is lost, reconnect (with backoff) and resume "
             "the session instead of exiting.",
+        ],
+        [
+            "tls",
+            None,
+            "Connect with TLS and check the server's certificate and host name.",
+        ],
+        [
+            "insecure",
+            None,
+            "With --tls: do NOT check the server's certificate (anyone on the "
+            "way can read and change the chat).  For tests only.",
         ],
     ]
 
@@ -829,6 +862,20 @@ class Options(usage.Options):
         """
         if not self["servers"]:
             self["servers"] = [(self["host"], self["port"])]
+        if self["cafile"] is not None or self["insecure"]:
+            self["tls"] = True
+        if self["cafile"] is not None and self["insecure"]:
+            raise usage.UsageError("--cafile and --insecure contradict each other")
+        if self["tls"]:
+            try:
+                self["tls_options"] = tls_options(self["cafile"], self["insecure"])
+            except ImportError as e:
+                raise usage.UsageError(
+                    "--tls needs the tls extra: pip install 'twisted-chat[tls]' (%s)" % (e,))
+            except (OSError, ValueError) as e:
+                raise usage.UsageError("--cafile: %s" % (e,))
+        else:
+            self["tls_options"] = None
         if self["name"] is not None:
             try:
                 wire.check_nick(self["name"])
@@ -857,6 +904,58 @@ def parse_server(value):
     return host, int(port)
 
 
+def tls_options(cafile=None, insecure=False):
+    """
+    What C{--tls} connects with: a function of the host name giving the
+    TLS client options for it.
+
+    @param cafile: a PEM file of CA certificates to trust instead of the
+        platform's.
+    @param insecure: check nothing (C{--insecure}).
+    @raise ImportError: without pyOpenSSL and service_identity.
+    """
+    import service_identity  # noqa: F401 (host name checks need it)
+    from twisted.internet import ssl
+
+    if insecure:
+        options = ssl.CertificateOptions(verify=False)
+        return lambda host: options
+    trust = None
+    if cafile is not None:
+        with open(cafile, "rb") as f:
+            pem = f.read()
+        blocks = [
+            block + b"-----END CERTIFICATE-----\n"
+            for block in pem.split(b"-----END CERTIFICATE-----")
+            if b"-----BEGIN CERTIFICATE-----" in block
+        ]
+        if not blocks:
+            raise ValueError("%s holds no PEM certificate" % (cafile,))
+        trust = ssl.trustRootFromCertificates(
+            [ssl.Certificate.loadPEM(block) for block in blocks])
+    return lambda host: ssl.optionsForClientTLS(host, trustRoot=trust)
+
+
+def describe_tls_failure(reason):
+    """
+    A line saying why TLS failed, from a connection's end reason; L{None}
+    if it did not end because of TLS.
+    """
+    error = reason.value
+    module = type(error).__module__ or ""
+    if module.startswith("service_identity"):
+        return "the server's certificate is not for this host name (%s)" % (error,)
+    if not module.startswith("OpenSSL"):
+        return None
+    text = str(error)
+    if "certificate verify failed" in text:
+        return ("the server's certificate is not trusted (certificate verify "
+                "failed); --cafile trusts a private CA")
+    if "wrong version number" in text or "record layer failure" in text:
+        return "TLS handshake failed: the server does not speak TLS on this port"
+    return "TLS handshake failed: %s" % (text,)
+
+
 def format_server(host, port):
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
@@ -869,17 +968,24 @@ class _ReportingEndpoint:
     otherwise only retries.
     """
 
-    def __init__(self, reactor, servers, client):
+    def __init__(self, reactor, servers, client, tls=None):
+        """
+        @param tls: with C{--tls}, what L{tls_options} returned.
+        """
         self._reactor = reactor
         self._servers = servers
         self._next = 0
         self._client = client
+        self._tls = tls
 
     def connect(self, factory):
         host, port = self._servers[self._next % len(self._servers)]
         self._next += 1
         self._client.address = format_server(host, port)
-        d = HostnameEndpoint(self._reactor, host, port).connect(factory)
+        endpoint = HostnameEndpoint(self._reactor, host, port)
+        if self._tls is not None:
+            endpoint = wrapClientTLS(self._tls(host), endpoint)
+        d = endpoint.connect(factory)
 
         def failed(failure):
             self._client.connection_failed(failure)
@@ -941,7 +1047,11 @@ def main(reactor, *argv):
     client.pause_input = stdio.pauseProducing
     client.resume_input = stdio.resumeProducing
 
-    endpoint = _ReportingEndpoint(reactor, servers, client)
+    if options["insecure"]:
+        _write_err(
+            "twisted-chat: WARNING: --insecure: the server's certificate is NOT "
+            "checked; anyone on the way can read and change this chat")
+    endpoint = _ReportingEndpoint(reactor, servers, client, options["tls_options"])
     factory = _ClientFactory(reactor, client)
     if options["reconnect"]:
         service = ClientService(

@@ -534,6 +534,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             leave_reason = (
                 wire.REASON_EOF if reason.check(ConnectionDone) else wire.REASON_RESET
             )
+        if type(reason.value).__module__.startswith(("OpenSSL", "service_identity")):
+            self._log("TLS failed: {error}", error=reason.getErrorMessage())
         self._log("left: {reason}", reason=leave_reason)
         self.factory.hub.leave(self, leave_reason, self._leave_message)
         self.factory.connection_lost(self)
