@@ -45,6 +45,11 @@ setup(
             "pyOpenSSL>=21",
             "service_identity>=18.1",
             "cryptography>=3.1",
+            "prometheus_client>=0.12",
+        ],
+        # --metrics: Prometheus exposition.
+        "metrics": [
+            "prometheus_client>=0.12",
         ],
         # --tls in the client, ssl: endpoints in the server.
         "tls": [

@@ -112,6 +112,20 @@ class HeartbeatTests(ClientMixin, SynchronousTestCase):
             self.clock.advance(2.5)
         self.assertEqual([m["ts"] for m in self.sent()], [107.5, 110.0, 112.5, 115.0])
 
+    def test_round_trip_reported(self):
+        """
+        The round trip a heartbeat's ack shows is reported in the next
+        heartbeat, for the server's metrics.
+        """
+        self.clock.advance(100)
+        self.welcome(heartbeat_interval=2.5, timeout=10.0)
+        self.clock.advance(2.5)
+        self.assertEqual(self.sent(), [{"type": "heartbeat", "ts": 102.5}])
+        self.clock.advance(0.25)
+        self.deliver(type="heartbeat_ack", ts=102.5, now=1.0)
+        self.clock.advance(2.25)
+        self.assertEqual(self.sent(), [{"type": "heartbeat", "ts": 105.0, "rtt": 0.25}])
+
     def test_keeps_beating_while_server_answers(self):
         """
         With the server answering, the client stays connected indefinitely.

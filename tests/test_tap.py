@@ -32,6 +32,7 @@ DEFAULTS = {
     "presence-limit": 1000,
     "shutdown-grace": 2.0,
     "redis": None,
+    "metrics": None,
     # --timeout's.
     "node-timeout": 30.0,
     "verbose": 0,
@@ -99,6 +100,7 @@ class OptionsTests(SynchronousTestCase):
                 "presence-limit": 10,
                 "shutdown-grace": 0.0,
                 "redis": None,
+                "metrics": None,
                 "node-timeout": 3.0,
                 "verbose": 1,
             },

@@ -138,6 +138,8 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
     heartbeat = None
     welcomed = False
     timed_out = False
+    # The last heartbeat round trip, in seconds.
+    rtt = None
 
     def __init__(self, clock, listener, timeout=None):
         """
@@ -174,6 +176,10 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
             return
         if message["type"] == "welcome" and not self.welcomed:
             self._welcome(message)
+        elif message["type"] == "heartbeat_ack":
+            ts = message.get("ts")
+            if type(ts) in (int, float):
+                self.rtt = max(0.0, self.clock.seconds() - ts)
         self.listener.message_received(message)
 
     def _welcome(self, message):
@@ -207,9 +213,13 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
 
     def send_heartbeat(self):
         """
-        Send one heartbeat; its C{ts} comes back in the ack.
+        Send one heartbeat; its C{ts} comes back in the ack, and the round
+        trip that gave is reported in the next (the server's metrics).
         """
-        self.send("heartbeat", ts=self.clock.seconds())
+        if self.rtt is None:
+            self.send("heartbeat", ts=self.clock.seconds())
+        else:
+            self.send("heartbeat", ts=self.clock.seconds(), rtt=round(self.rtt, 6))
 
     def send(self, type, **fields):
         """

@@ -862,7 +862,7 @@ class ClusterHub(ChatHub):
         frames = self.replay(last_seq)
         if frames is None:
             frames = []
-        _send_replay(client, frames)
+        self.stats.deliveries += _send_replay(client, frames)
         client.session = token
         client.name = result[1].decode()
         self._add(client)

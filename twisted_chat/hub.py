@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
 from twisted_chat import wire
+from twisted_chat.metrics import Stats
 
 
 #: With coalesce, how long join and leave events may wait to go out together
@@ -32,19 +33,26 @@ def _deliver_after(client, seen, first, frames, joined=None):
     C{first + 1}, ...) that come after C{seen}, the last event it has.
 
     @param joined: all of C{frames} already joined, if to hand.
+    @return: how many frames it was sent.
     """
     if seen < first:
         client.deliver(first, joined if joined is not None else b"".join(frames))
-    elif seen < first + len(frames) - 1:
+        return len(frames)
+    if seen < first + len(frames) - 1:
         client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]))
+        return first + len(frames) - 1 - seen
+    return 0
 
 
 def _send_replay(client, frames):
     """
     Send C{client} (seq, frame) pairs from L{ChatHub.replay}, as one write.
+
+    @return: how many frames it was sent.
     """
     if frames:
         client.deliver(frames[0][0], b"".join(data for _, data in frames))
+    return len(frames)
 
 
 class IChatClient(Interface):
@@ -123,6 +131,7 @@ class ChatHub:
             iteration (C{clock.callLater(0)}) before sending them.
         """
         self.clock = clock
+        self.stats = Stats()
         self.seq = 0
         self.closing = False
         self.presence_limit = presence_limit
@@ -197,7 +206,8 @@ class ChatHub:
         if not pending or client not in self:
             return
         first = self.seq - len(pending) + 1
-        _deliver_after(client, self._caught_up.get(client, 0), first, pending)
+        self.stats.deliveries += _deliver_after(
+            client, self._caught_up.get(client, 0), first, pending)
         self._caught_up[client] = self.seq
 
     def flush(self):
@@ -221,12 +231,14 @@ class ChatHub:
         frames = list(pending)
         del pending[:]
         failed = []
+        delivered = 0
         for client in list(self._members.values()):
             try:
-                _deliver_after(client, caught_up.get(client, 0), first, frames, data)
+                delivered += _deliver_after(client, caught_up.get(client, 0), first, frames, data)
             except Exception:
                 self.log.failure("sending to {name} failed", name=client.name)
                 failed.append(client)
+        self.stats.deliveries += delivered
         for client in failed:
             client.abort(wire.REASON_ERROR)
 
@@ -279,7 +291,7 @@ class ChatHub:
         @return: how many were sent.
         """
         frames = self.replay(after_seq) or []
-        _send_replay(client, frames)
+        self.stats.deliveries += _send_replay(client, frames)
         # The replay reached the newest event, pending ones included.
         self._caught_up[client] = self.seq
         return len(frames)
@@ -324,7 +336,7 @@ class ChatHub:
                 oldest_seq=self.oldest_seq,
             )
         old = session.client
-        _send_replay(client, frames)
+        self.stats.deliveries += _send_replay(client, frames)
         if old is client:
             return len(frames)
         client.session = token
@@ -451,6 +463,7 @@ class ChatHub:
         @param urgent: whether it must go out at once; presence events may
             wait for others (see L{PRESENCE_DELAY}).
         """
+        self.stats.events += 1
         self.backlog.append(data)
         self._pending.append(data)
         if urgent:

@@ -52,6 +52,8 @@ _GATHER_FROM = 4096
 _WHO_OVERHEAD = 64
 #: How much of an unknown type is quoted back in the error message.
 _QUOTE_MAX = 40
+#: Round trips a heartbeat may report (seconds); longer ones are nonsense.
+_RTT_MAX = 3600
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _gathering = None
     _gathered = 0
     _frame_end = 0
+    # When the last whole frame arrived (for the expiry metric).
+    _last_frame = 0.0
 
     def connectionMade(self):
         """
@@ -184,6 +188,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         refusal = factory.admit(self)
         if refusal is not None:
             self._closing = True
+            factory.stats.errors[refusal.code] += 1
             self.log.info(
                 "refused {peer}: {reason}", peer=self.peer, reason=refusal.message
             )
@@ -195,6 +200,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.transport.loseConnection()
             return
         self._admitted = True
+        self._last_frame = clock.seconds()
         self.MAX_LENGTH = settings.max_frame
         no_delay(self.transport)
         self.sendq = SendQueue(self.transport, self._drained)
@@ -299,6 +305,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if self._closing:
             return
         self.resetTimeout()
+        stats = self.factory.stats
+        stats.frames_in += 1
+        stats.bytes_in += len(payload) + 4
+        self._last_frame = self.factory.clock.seconds()
         if not self._admit_frame(self._frames):
             return
         try:
@@ -333,6 +343,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         delay = bucket.take()
         if not delay:
             return True
+        self.factory.stats.rate_limited += 1
         self._rejected += 1
         if self._rejected >= wire.FLOOD_FACTOR * self.factory.settings.burst:
             self._log("dropped for flooding")
@@ -414,6 +425,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Answer a heartbeat, echoing its C{ts}.
         """
         ts = wire.check_optional_number(message, "ts")
+        rtt = message.get("rtt")
+        if type(rtt) in (int, float) and 0 <= rtt < _RTT_MAX:
+            self.factory.stats.heartbeat_rtt.observe(rtt)
         now = self.factory.clock.seconds()
         if ts is None:
             self.send("heartbeat_ack", now=now)
@@ -517,6 +531,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         (Twisted API.)
         """
         self._log("expired after {timeout} s without a frame", timeout=self.timeOut)
+        self.factory.stats.expiry_delay.observe(
+            self.factory.clock.seconds() - self._last_frame)
         self.abort(wire.REASON_TIMEOUT)
 
     def connectionLost(self, reason):
@@ -537,6 +553,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if type(reason.value).__module__.startswith(("OpenSSL", "service_identity")):
             self._log("TLS failed: {error}", error=reason.getErrorMessage())
         self._log("left: {reason}", reason=leave_reason)
+        self.factory.stats.leaves[leave_reason] += 1
         self.factory.hub.leave(self, leave_reason, self._leave_message)
         self.factory.connection_lost(self)
 
@@ -556,6 +573,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Send a L{wire.ProtocolError} to this client as an error frame.
         """
+        self.factory.stats.errors[error.code] += 1
         self.send("error", code=error.code, message=error.message, **error.fields)
 
     def deliver(self, seq, data):
@@ -574,8 +592,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._write(data)
 
     def _write(self, data):
-        self.sendq.write(data)
-        if self.sendq.size > self.factory.settings.sendq:
+        sendq = self.sendq
+        sendq.write(data)
+        stats = self.factory.stats
+        stats.writes_out += 1
+        stats.bytes_out += len(data)
+        if sendq.size > stats.sendq_high_water:
+            stats.sendq_high_water = sendq.size
+        if sendq.size > self.factory.settings.sendq:
             self._log(
                 "dropped: more than {limit} bytes waiting for it",
                 limit=self.factory.settings.sendq,
@@ -673,6 +697,7 @@ class ChatServerFactory(Factory):
                 coalesce=coalesce,
             )
         self.hub = hub
+        self.stats = hub.stats
         self.connections = set()
         self._per_host = Counter()
         self._drained = []
@@ -713,6 +738,7 @@ class ChatServerFactory(Factory):
             self._per_host[host] += 1
             protocol.counted_host = host
         self.connections.add(protocol)
+        self.stats.connected(len(self.connections))
         return None
 
     def connection_lost(self, protocol):
@@ -720,6 +746,7 @@ class ChatServerFactory(Factory):
         Forget a connection; fire L{shutdown}'s Deferreds once none is left.
         """
         self.connections.discard(protocol)
+        self.stats.connected(len(self.connections))
         host = protocol.counted_host
         if host is not None:
             self._per_host[host] -= 1

@@ -221,6 +221,14 @@ class Options(usage.Options):
             _float,
         ],
         [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP here, such as "
+            "tcp:9100:interface=127.0.0.1 (needs the metrics extra).",
+            endpoint_description,
+        ],
+        [
             "shutdown-grace",
             None,
             DEFAULT_SHUTDOWN_GRACE,
@@ -289,6 +297,14 @@ class Options(usage.Options):
             self["node-timeout"] = timeout
         elif not self["node-timeout"] > 0:
             raise usage.UsageError("--node-timeout must be more than 0")
+        if self["metrics"] is not None:
+            try:
+                importlib.import_module("prometheus_client")
+            except ImportError as e:
+                raise usage.UsageError(
+                    "--metrics needs the metrics extra: pip install "
+                    "'twisted-chat[metrics]' (%s)" % (e,)
+                )
         if self["redis"] is not None:
             try:
                 for module in ("txredisapi", "hiredis"):
@@ -425,4 +441,10 @@ def makeService(options, reactor=None):
     strports.service(options["port"], factory, reactor=reactor).setServiceParent(
         service
     )
+    if options["metrics"] is not None:
+        from twisted_chat.metrics import metrics_site
+
+        strports.service(
+            options["metrics"], metrics_site(factory.stats), reactor=reactor
+        ).setServiceParent(service)
     return service
