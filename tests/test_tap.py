@@ -2,19 +2,22 @@
 Tests for L{twisted_chat.tap} and the twistd plugin.
 """
 
+import json
 import subprocess
 import sys
 
 from twisted.application.service import IServiceMaker
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import tap
 from tests.common import child_env, parse_frames
+from tests.loopback import TWISTD, LoopbackMixin
 
 DEFAULTS = {
     "port": "tcp:56562:backlog=1024",
@@ -281,3 +284,35 @@ class PluginTests(SynchronousTestCase):
             [sys.executable, "-c", code], env=child_env(), timeout=60
         )
         self.assertEqual(output.split(), [b"False", b"False"])
+
+
+class JSONLogTests(LoopbackMixin, TestCase):
+    """
+    C{twistd --logger twisted_chat.logs.json}: one JSON object a line.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_json_lines(self):
+        server = self.spawn(
+            TWISTD + ["-n", "--pidfile=", "--logger", "twisted_chat.logs.json", "chat",
+                      "--port", "tcp:0:interface=127.0.0.1"])
+        match = yield server.wait_for(rb'"port": (\d+)|starting on (\d+)')
+        port = int(match.group(1) or match.group(2))
+        client = self.spawn_client(port, "--name", "alice")
+        client.transport.write(b"hi\n")
+        client.transport.closeStdin()
+        yield client.ended
+        yield server.wait_for(rb"left")
+        events = [json.loads(line) for line in bytes(server.out).decode().splitlines()]
+        about = [e for e in events if e.get("peer")]
+        self.assertTrue(about)
+        formats = [e["log_format"] for e in about]
+        self.assertIn("{name} ({peer}) connected", formats)
+        self.assertIn("{name} ({peer}) left: {reason}", formats)
+        for event in about:
+            self.assertIn("name", event)
+            self.assertRegex(event["peer"], r"^127\.0\.0\.1:\d+$")
+        left = [e for e in about if e["log_format"].endswith("left: {reason}")]
+        self.assertEqual((left[0]["name"], left[0]["reason"]), ("alice", "quit"))

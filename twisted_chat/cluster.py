@@ -639,8 +639,9 @@ class ClusterHub(ChatHub):
             client = self._members.get(name.decode().lower())
             if client is not None:
                 self.log.warn(
-                    "{name} lost its name to another node while Redis was "
-                    "away; dropping it", name=client.name)
+                    "{name} ({peer}) lost its name to another node while Redis "
+                    "was away; dropping it", name=client.name,
+                    peer=getattr(client, "peer", "?"))
                 client.abort(wire.REASON_ERROR)
 
     def stop(self):

@@ -189,8 +189,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if refusal is not None:
             self._closing = True
             factory.stats.errors[refusal.code] += 1
+            # Not yet named: "-", so that every client line reads the same.
             self.log.info(
-                "refused {peer}: {reason}", peer=self.peer, reason=refusal.message
+                "{name} ({peer}) refused: {reason}",
+                name="-", peer=self.peer, reason=refusal.message,
             )
             self.transport.write(
                 wire.encode_frame(
