@@ -46,6 +46,11 @@ setup(
             "service_identity>=18.1",
             "cryptography>=3.1",
             "prometheus_client>=0.12",
+            "bcrypt>=3.1",
+        ],
+        # bcrypt hashes in --auth-file (scrypt needs nothing).
+        "accounts": [
+            "bcrypt>=3.1",
         ],
         # --metrics: Prometheus exposition.
         "metrics": [
@@ -70,6 +75,7 @@ setup(
         "console_scripts": [
             "twisted-chat = twisted_chat.client:run",
             "twisted-chat-bench = twisted_chat.bench:run",
+            "twisted-chat-passwd = twisted_chat.passwd:run",
         ],
     },
     classifiers=[

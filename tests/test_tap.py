@@ -36,6 +36,8 @@ DEFAULTS = {
     "shutdown-grace": 2.0,
     "redis": None,
     "metrics": None,
+    "auth-file": None,
+    "allow-plaintext-login": 0,
     # --timeout's.
     "node-timeout": 30.0,
     "verbose": 0,
@@ -104,6 +106,8 @@ class OptionsTests(SynchronousTestCase):
                 "shutdown-grace": 0.0,
                 "redis": None,
                 "metrics": None,
+                "auth-file": None,
+                "allow-plaintext-login": 0,
                 "node-timeout": 3.0,
                 "verbose": 1,
             },

@@ -15,6 +15,7 @@ Three parts, each testable alone:
 Text that came from the network is sanitized before it reaches the terminal.
 """
 
+import getpass
 import os
 import sys
 from collections import deque
@@ -285,7 +286,7 @@ class ChatClient:
     last_seq = None
     max_text = wire.DEFAULT_MAX_TEXT
 
-    def __init__(self, clock, address, out, err, nick=None, reconnect=False):
+    def __init__(self, clock, address, out, err, nick=None, reconnect=False, password=None):
         """
         @param clock: an L{IReactorTime}.
         @param address: C{host:port}, for messages about the connection.
@@ -295,7 +296,13 @@ class ChatClient:
             reconnection).
         @param reconnect: whether a lost connection is reconnected (by
             whoever calls L{retry_delay}) instead of ending the session.
+        @param password: log in as C{nick} with it, where the server has
+            accounts.
         """
+        self.password = password
+        # Whether the server wants a login, and one is under way.
+        self._login_required = False
+        self._logging_in = False
         self.clock = clock
         self.address = address
         self.out = out
@@ -508,6 +515,15 @@ class ChatClient:
         if kind == "welcome":
             self._welcome(message)
             return
+        if kind == "logged_in":
+            self._logged_in(message)
+            return
+        if kind == "error" and self._logging_in:
+            self._logging_in = False
+            self.err("cannot log in as %s: %s" % (
+                self.nick, sanitize(message.get("message", ""))))
+            self._finish(1)
+            return
         if kind == "resumed":
             self._resumed(message)
             return
@@ -560,6 +576,8 @@ class ChatClient:
         lost, self.protocol = self.protocol, None
         self.ready = False
         self._resuming = None
+        if self.finished:
+            return
         if self.quitting:
             self._finish(0)
             return
@@ -603,11 +621,32 @@ class ChatClient:
         self.session = message.get("session")
         self.last_seq = seq
         self.name = message.get("name")
+        if message.get("login") is True:
+            self._login_required = True
+            self._log_in()
+            return
         # Ask for the name before anything is shown, so that nothing the
         # user (or a caller woken by the output) sends can overtake it.
         if self.nick is not None:
             self._outbox.appendleft(("nick", {"name": self.nick}))
         self.out("* you are %s; type /help for help" % (sanitize(self.name),))
+        self._ready()
+
+    def _log_in(self):
+        """
+        The server has accounts: log in as C{nick}, or stop if we cannot.
+        """
+        if self.nick is None or self.password is None:
+            self.err("the server wants a login: use --login --name NAME")
+            self._finish(1)
+            return
+        self._logging_in = True
+        self.protocol.send("login", name=self.nick, password=self.password)
+
+    def _logged_in(self, message):
+        self._logging_in = False
+        self.name = message.get("name", self.nick)
+        self.out("* logged in as %s; type /help for help" % (sanitize(self.name),))
         self._ready()
 
     def _resumed(self, message):
@@ -645,6 +684,9 @@ class ChatClient:
         self.session = self._new_session
         self.last_seq = self._welcome_seq
         self.name = self._new_name
+        if self._login_required:
+            self._log_in()
+            return
         self._retake_nick()
         self._ready()
 
@@ -663,7 +705,7 @@ class ChatClient:
         self._unconfirmed.clear()
 
     def _retake_nick(self):
-        if self.nick is not None and self.name != self.nick:
+        if self.nick is not None and self.name != self.nick and not self._login_required:
             self._outbox.appendleft(("nick", {"name": self.nick}))
 
     def _ready(self):
@@ -843,6 +885,12 @@ class Options(usage.Options):
             "Connect with TLS and check the server's certificate and host name.",
         ],
         [
+            "login",
+            "l",
+            "Log in as --name on a server with accounts; the password is asked "
+            "for, or taken from TWISTED_CHAT_PASSWORD.",
+        ],
+        [
             "insecure",
             None,
             "With --tls: do NOT check the server's certificate (anyone on the "
@@ -872,6 +920,8 @@ class Options(usage.Options):
         """
         if not self["servers"]:
             self["servers"] = [(self["host"], self["port"])]
+        if self["login"] and self["name"] is None:
+            raise usage.UsageError("--login needs --name")
         if self["cafile"] is not None or self["insecure"]:
             self["tls"] = True
         if self["cafile"] is not None and self["insecure"]:
@@ -1019,14 +1069,32 @@ class _ClientFactory(Factory):
         return protocol
 
 
+#: Where --login takes the password from, if set; else it is asked for.
+PASSWORD_VARIABLE = "TWISTED_CHAT_PASSWORD"
+
+
+def ask_password(name):
+    """
+    Ask for C{name}'s password on the terminal (before anything is
+    connected, so that nothing waits on the reactor meanwhile).
+    """
+    try:
+        return getpass.getpass("password for %s: " % (name,))
+    except (EOFError, KeyboardInterrupt):
+        return None
+
+
 def _write_err(text):
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
 
-def main(reactor, *argv):
+def main(reactor, *argv, ask=None):
     """
     Run the client until the session ends.  (L{react} API.)
+
+    @param ask: with C{--login} and no C{TWISTED_CHAT_PASSWORD}, what gives
+        the password: L{run} asks for it before the reactor starts.
 
     @return: a Deferred that fires once, when the session is over; it fails
         with L{SystemExit} for a non-zero exit status.
@@ -1041,6 +1109,14 @@ def main(reactor, *argv):
         _write_err("try --help for the options")
         return defer.fail(SystemExit(2))
 
+    password = None
+    if options["login"]:
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if password is None and ask is not None:
+            password = ask(options["name"])
+        if not password:
+            _write_err("twisted-chat: no password given")
+            return defer.fail(SystemExit(2))
     servers = options["servers"]
     address = format_server(*servers[0])
     console = ConsoleProtocol(None)
@@ -1051,6 +1127,7 @@ def main(reactor, *argv):
         _write_err,
         nick=options["name"],
         reconnect=bool(options["reconnect"]),
+        password=password,
     )
     console.client = client
     stdio = StandardIO(console, reactor=reactor)
@@ -1097,7 +1174,19 @@ def run():
     """
     from twisted.internet.task import react
 
-    react(main, sys.argv[1:])
+    argv = sys.argv[1:]
+    answer = {}
+    if PASSWORD_VARIABLE not in os.environ:
+        # Ask now, before the reactor runs: getpass blocks.
+        options = Options()
+        try:
+            options.parseOptions(argv)
+        except usage.UsageError:
+            pass  # main says so
+        else:
+            if options["login"]:
+                answer[options["name"]] = ask_password(options["name"])
+    react(lambda reactor, *args: main(reactor, *args, ask=answer.get), argv)
 
 
 if __name__ == "__main__":

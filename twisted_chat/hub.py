@@ -260,6 +260,12 @@ class ChatHub:
             if name.lower() not in self._members:
                 return name
 
+    def holds(self, name):
+        """
+        Whether a member has C{name}, in any case (on this node).
+        """
+        return name.lower() in self._members
+
     def names(self):
         """
         The members' names, sorted (by code point; names are ASCII).

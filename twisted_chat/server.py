@@ -15,19 +15,21 @@ not read is bounded (L{SendQueue}), frames and messages are rate-limited
 """
 
 import secrets
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from random import Random
 
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from twisted_chat import wire
+from twisted_chat import accounts, wire
 from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
 from twisted_chat.ratelimit import TokenBucket
@@ -54,6 +56,8 @@ _WHO_OVERHEAD = 64
 _QUOTE_MAX = 40
 #: Round trips a heartbeat may report (seconds); longer ones are nonsense.
 _RTT_MAX = 3600
+#: How many addresses' login attempts are remembered.
+_LOGIN_ADDRESSES = 10000
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class ServerSettings:
     max_clients: int = wire.DEFAULT_MAX_CLIENTS
     max_per_ip: int = wire.DEFAULT_MAX_PER_IP
     presence_limit: int = wire.DEFAULT_PRESENCE_LIMIT
+    allow_plaintext_login: bool = False
     verbose: bool = False
 
 
@@ -172,6 +177,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _gathering = None
     _gathered = 0
     _frame_end = 0
+    # With accounts: the account logged in, and whether a check is running.
+    _account = None
+    _logging_in = False
     # When the last whole frame arrived (for the expiry metric).
     _last_frame = 0.0
 
@@ -230,8 +238,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             sendq=settings.sendq,
             rate={"burst": settings.burst, "per_second": settings.rate},
             presence=hub.room_size < settings.presence_limit,
+            **({} if factory.portal is None else {"login": True}),
         )
-        self._join_call = clock.callLater(factory.join_hold, self._join)
+        if factory.portal is None:
+            self._join_call = clock.callLater(factory.join_hold, self._join)
         self._log("connected")
 
     def _log(self, event_format, **fields):
@@ -297,7 +307,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     #                                     {replayed, name} to the sender
     #
     # A ProtocolError from a handler becomes an error frame for the sender.
-    _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit", "resume"])
+    _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit", "resume", "login"])
 
     def stringReceived(self, payload):
         """
@@ -324,6 +334,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         except wire.ProtocolError as e:
             self._join()
             self.send_error(e)
+            return
+        if not self.joined and self.factory.portal is not None:
+            self._before_login(kind, message)
             return
         if kind == "resume" and not self.joined:
             self._resume_first(message)
@@ -362,14 +375,95 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def _join(self):
         """
-        End the pending state: the client joins the room.
+        End the pending state: the client joins the room (with accounts,
+        only once logged in).
         """
-        if self.joined:
+        if self.joined or (self.factory.portal is not None and self._account is None):
             return
         self.joined = True
         self._join_call = cancelled(self._join_call)
         self.factory.hub.join(self, self._welcome_seq)
 
+
+    # Accounts (--auth-file).
+
+    def _before_login(self, kind, message):
+        """
+        With accounts, a connection must log in (or resume a session that
+        did) before anything else.
+        """
+        if kind == "login":
+            try:
+                self._login(message)
+            except wire.ProtocolError as e:
+                self.send_error(e)
+        elif kind == "resume":
+            self._resume_first(message)
+        elif kind == "quit":
+            self.handle_quit(message)
+        else:
+            self.send_error(wire.ProtocolError(wire.AUTH_FAILED, "log in first"))
+            self.close(wire.REASON_ERROR)
+
+    def _login(self, message):
+        name, password = message.get("name"), message.get("password")
+        if not isinstance(name, str) or not isinstance(password, str) or not (
+            0 < len(password) <= wire.PASSWORD_MAX
+        ):
+            raise wire.ProtocolError(wire.BAD_FRAME, "login needs a name and a password")
+        if self._logging_in:
+            raise wire.ProtocolError(wire.BAD_FRAME, "a login is under way")
+        factory = self.factory
+        if not ISSLTransport.providedBy(self.transport) and not (
+            factory.settings.allow_plaintext_login
+        ):
+            self._log("tried to log in without TLS")
+            self.send_error(wire.ProtocolError(
+                wire.AUTH_FAILED,
+                "log in over TLS (this server does not allow passwords in the clear)"))
+            self.close(wire.REASON_ERROR)
+            return
+        host = getattr(self.transport.getPeer(), "host", self.peer)
+        delay = factory.login_bucket(host).take()
+        if delay:
+            self.factory.stats.rate_limited += 1
+            raise wire.ProtocolError(
+                wire.RATE_LIMITED, "too many logins from your address",
+                retry_after=round(delay, 3))
+        self._logging_in = True
+        d = accounts.login(factory.portal, name, password)
+        d.addCallbacks(self._logged_in, self._login_failed, errbackArgs=(name,))
+        d.addErrback(lambda failure: self.log.failure("login", failure))
+
+    def _logged_in(self, name):
+        self._logging_in = False
+        if self._closing:
+            return
+        if self.factory.hub.holds(name):
+            self._log("logged in as {account}, who is already here", account=name)
+            self.send_error(wire.ProtocolError(
+                wire.NICK_TAKEN, "%s is already logged in" % (name,)))
+            return
+        self._log("logged in as {account}", account=name)
+        self._account = self.name = name
+        self.send("logged_in", name=name)
+        self._join()
+
+    def _login_failed(self, failure, name):
+        self._logging_in = False
+        failure.trap(UnauthorizedLogin)
+        if self._closing:
+            return
+        self._log("failed to log in as {account}", account=wire.sanitize(name[:wire.NAME_MAX]))
+        self.send_error(wire.ProtocolError(wire.AUTH_FAILED, "wrong name or password"))
+
+    def handle_login(self, message):
+        """
+        A login after joining: too late (and without accounts, unknown).
+        """
+        if self.factory.portal is None:
+            raise wire.ProtocolError(wire.UNKNOWN_TYPE, "this server has no accounts")
+        raise wire.ProtocolError(wire.BAD_FRAME, "already logged in")
 
     def _resume_first(self, message):
         """
@@ -451,6 +545,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Rename the client.
         """
+        if self.factory.portal is not None:
+            raise wire.ProtocolError(wire.BAD_NICK, "names come from accounts on this server")
         old = self.name
 
         def renamed(_):
@@ -676,7 +772,9 @@ class ChatServerFactory(Factory):
     log = Logger()
     join_hold = JOIN_HOLD
 
-    def __init__(self, clock=None, random=None, coalesce=False, hub=None, **settings):
+    def __init__(
+        self, clock=None, random=None, coalesce=False, hub=None, portal=None, **settings
+    ):
         """
         @param clock: an L{IReactorTime}; the global reactor by default.
         @param random: a L{Random} for the reconnect delays in shutdown.
@@ -684,6 +782,8 @@ class ChatServerFactory(Factory):
             (see L{ChatHub}); the twistd plugin turns it on.
         @param hub: the room; by default a L{ChatHub} made from the
             settings (a cluster node passes a L{ClusterHub}).
+        @param portal: with accounts, the L{twisted.cred} portal logins go
+            through (L{accounts.portal}); L{None} for guests.
         @param settings: L{ServerSettings} fields.
         """
         if clock is None:
@@ -700,10 +800,27 @@ class ChatServerFactory(Factory):
             )
         self.hub = hub
         self.stats = hub.stats
+        self.portal = portal
+        self._login_buckets = OrderedDict()
         self.connections = set()
         self._per_host = Counter()
         self._drained = []
         self._abort_call = None
+
+    def login_bucket(self, host):
+        """
+        The login attempts left to C{host} (L{wire.LOGIN_BURST}, then one
+        every L{wire.LOGIN_INTERVAL} seconds).  The most recent 10,000
+        addresses are remembered.
+        """
+        buckets = self._login_buckets
+        bucket = buckets.pop(host, None)
+        if bucket is None:
+            bucket = TokenBucket(1.0 / wire.LOGIN_INTERVAL, wire.LOGIN_BURST, self.clock)
+            while len(buckets) >= _LOGIN_ADDRESSES:
+                buckets.popitem(last=False)
+        buckets[host] = bucket
+        return bucket
 
     def new_session_token(self):
         """

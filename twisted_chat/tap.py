@@ -72,6 +72,18 @@ def _number(convert, kind):
 _float = _number(float, "a number")
 _int = _number(int, "a whole number")
 
+def _auth_file(value):
+    from twisted_chat.accounts import AuthFile, AuthFileError
+
+    try:
+        return AuthFile(value)
+    except AuthFileError as e:
+        raise ValueError(str(e)) from None
+
+
+_auth_file.coerceDoc = "A file of name:hash lines (scrypt or bcrypt hashes)."
+
+
 def _redis_address(value):
     from twisted_chat.cluster import RedisAddress
 
@@ -221,6 +233,15 @@ class Options(usage.Options):
             _float,
         ],
         [
+            "auth-file",
+            None,
+            None,
+            "Accounts: a file of name:hash lines (python -m twisted_chat.passwd "
+            "makes it).  Clients must then log in, over TLS unless "
+            "--allow-plaintext-login.",
+            _auth_file,
+        ],
+        [
             "metrics",
             None,
             None,
@@ -240,6 +261,12 @@ class Options(usage.Options):
 
     optFlags = [
         ["verbose", "v", "Log every chat message and every heartbeat too."],
+        [
+            "allow-plaintext-login",
+            None,
+            "With --auth-file: let clients send passwords without TLS (for a "
+            "trusted network or a TLS-terminating proxy only).",
+        ],
     ]
 
     def postOptions(self):
@@ -324,7 +351,9 @@ class Options(usage.Options):
             field.name: self[field.name.replace("_", "-")]
             for field in dataclasses.fields(ServerSettings)
         }
-        values["verbose"] = bool(values["verbose"])
+        for field in dataclasses.fields(ServerSettings):
+            if field.type in (bool, "bool"):
+                values[field.name] = bool(values[field.name])
         return ServerSettings(**values)
 
 
@@ -431,7 +460,14 @@ def makeService(options, reactor=None):
             coalesce=True,
             node_timeout=options["node-timeout"],
         )
-    factory = ChatServerFactory(clock=reactor, coalesce=True, hub=hub, **vars(settings))
+    portal = None
+    if options["auth-file"] is not None:
+        from twisted_chat.accounts import portal as make_portal
+
+        portal = make_portal(options["auth-file"])
+    factory = ChatServerFactory(
+        clock=reactor, coalesce=True, hub=hub, portal=portal, **vars(settings)
+    )
     service = ChatService(
         factory,
         grace=options["shutdown-grace"],

@@ -61,6 +61,9 @@ TOO_MANY_CONNECTIONS = "too_many_connections"
 #: A node of a cluster cannot reach Redis: what the client asked was not
 #: done (and a chat message was not sent); it may try again later.
 UNAVAILABLE = "unavailable"
+#: With accounts (--auth-file): the login failed, was not allowed, or a
+#: frame came before it.
+AUTH_FAILED = "auth_failed"
 ERROR_CODES = frozenset(
     [
         BAD_FRAME,
@@ -74,6 +77,7 @@ ERROR_CODES = frozenset(
         SERVER_FULL,
         TOO_MANY_CONNECTIONS,
         UNAVAILABLE,
+        AUTH_FAILED,
     ]
 )
 
@@ -99,6 +103,12 @@ LEAVE_REASONS = frozenset(
 
 #: The longest session token a client may present.
 SESSION_MAX = 64
+#: The longest password a client may present, in characters.
+PASSWORD_MAX = 1024
+#: Login attempts per address: this many at once, then one per
+#: LOGIN_INTERVAL seconds.
+LOGIN_BURST = 5
+LOGIN_INTERVAL = 10.0
 
 #: The length prefix of every frame: 4 bytes, unsigned, big-endian.
 PREFIX = struct.Struct("!I")

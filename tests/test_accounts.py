@@ -1,0 +1,297 @@
+"""
+Accounts: hashes, the auth file, twisted_chat.passwd, the server's login,
+and the stdio client logging in over TLS.
+"""
+
+import io
+import os
+import stat
+import tempfile
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.common import ServerMixin
+from tests.loopback import LoopbackMixin, exit_status
+from twisted_chat import accounts, passwd, wire
+from twisted_chat.server import ChatServerFactory
+
+try:
+    import bcrypt
+except ImportError:  # pragma: no cover
+    bcrypt = None
+
+
+def write_file(text):
+    fd, path = tempfile.mkstemp(prefix="twisted-chat-auth-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def now(f, *args):
+    """
+    Run C{f} at once instead of in a thread: tests on a Clock.
+    """
+    return defer.maybeDeferred(f, *args)
+
+
+class HashTests(SynchronousTestCase):
+    def test_scrypt(self):
+        hashed = accounts.hash_password("s3cret")
+        self.assertTrue(hashed.startswith("$scrypt$ln=14,r=8,p=1$"))
+        accounts.check_hash(hashed)
+        self.assertTrue(accounts.verify("s3cret", hashed))
+        self.assertFalse(accounts.verify("s3cret ", hashed))
+        self.assertNotEqual(hashed, accounts.hash_password("s3cret"))  # salted
+
+    def test_bcrypt(self):
+        if bcrypt is None:  # pragma: no cover
+            raise self.skipTest("bcrypt is not installed")
+        hashed = accounts.hash_password("s3cret", "bcrypt")
+        accounts.check_hash(hashed)
+        self.assertTrue(accounts.verify("s3cret", hashed))
+        self.assertFalse(accounts.verify("other", hashed))
+
+    def test_malformed(self):
+        for bad in ["plain", "$scrypt$ln=14$x", "$scrypt$ln=99,r=8,p=1$AA$AA", "$2b$short",
+                    "$scrypt$ln=a,r=8,p=1$AA$AA"]:
+            self.assertRaises(ValueError, accounts.check_hash, bad)
+
+
+class AuthFileTests(SynchronousTestCase):
+    def test_parse(self):
+        hashed = accounts.hash_password("pw")
+        path = write_file("# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
+        auth = accounts.AuthFile(path)
+        self.assertIn("alice", auth)
+        self.assertIn("BOB", auth)
+        self.assertEqual(auth.hashes["alice"][0], "Alice")
+
+    def test_errors_name_the_line(self):
+        hashed = accounts.hash_password("pw")
+        for text, error in [
+            ("alice %s\n" % hashed, ":1: not name:hash"),
+            ("ok:%s\nbad name:%s\n" % (hashed, hashed), ":2: "),
+            ("guest-1:%s\n" % hashed, ":1: "),
+            ("a:%s\nA:%s\n" % (hashed, hashed), ":2: A is there twice"),
+            ("a:nothash\n", ":1: not a scrypt"),
+        ]:
+            e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, write_file(text))
+            self.assertIn(error, str(e))
+        e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, "/nonexistent/x")
+        self.assertIn("cannot read", str(e))
+
+    def test_checker(self):
+        path = write_file("alice:%s\n" % accounts.hash_password("pw"))
+        portal = accounts.portal(accounts.AuthFile(path), run=now)
+        self.assertEqual(self.successResultOf(accounts.login(portal, "ALICE", "pw")), "alice")
+        for name, password in [("alice", "wrong"), ("nobody", "pw")]:
+            failure = self.failureResultOf(accounts.login(portal, name, password))
+            self.assertEqual(failure.getErrorMessage(), "wrong name or password")
+
+
+class PasswdTests(SynchronousTestCase):
+    def run_passwd(self, *argv, stdin="", answers=()):
+        out, err = io.StringIO(), io.StringIO()
+        answers = list(answers)
+        status = passwd.main(list(argv), stdin=io.StringIO(stdin),
+                             ask=lambda prompt: answers.pop(0), out=out, err=err)
+        return status, out.getvalue(), err.getvalue()
+
+    def test_add_and_change(self):
+        path = os.path.join(tempfile.mkdtemp(), "users")
+        status, out, _ = self.run_passwd(path, "alice", answers=["pw1", "pw1"])
+        self.assertEqual((status, out), (0, "added alice in %s\n" % (path,)))
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        status, out, _ = self.run_passwd("--stdin", path, "bob", stdin="pw2\n")
+        self.assertEqual(status, 0)
+        status, out, _ = self.run_passwd("--stdin", path, "ALICE", stdin="pw3\n")
+        self.assertIn("changed the password of ALICE", out)
+        auth = accounts.AuthFile(path)
+        self.assertEqual(sorted(auth.hashes), ["alice", "bob"])
+        self.assertTrue(accounts.verify("pw3", auth.hashes["alice"][1]))
+        self.assertTrue(accounts.verify("pw2", auth.hashes["bob"][1]))
+
+    def test_refusals(self):
+        path = os.path.join(tempfile.mkdtemp(), "users")
+        status, _, err = self.run_passwd(path, "alice", answers=["a", "b"])
+        self.assertEqual((status, err), (1, "twisted-chat-passwd: the passwords differ\n"))
+        status, _, err = self.run_passwd("--stdin", path, "alice", stdin="\n")
+        self.assertIn("the password is empty", err)
+        status, _, err = self.run_passwd(path, "bad name")
+        self.assertEqual(status, 2)
+        self.assertFalse(os.path.exists(path))
+        broken = write_file("junk\n")
+        status, _, err = self.run_passwd("--stdin", broken, "alice", stdin="pw\n")
+        self.assertEqual(status, 1)
+        self.assertIn(":1: not name:hash", err)
+
+
+class LoginTests(ServerMixin, SynchronousTestCase):
+    """
+    The server with accounts, on a Clock (hashes checked at once).
+    """
+
+    def setUp(self):
+        path = write_file("alice:%s\nbob:%s\n" % (
+            accounts.hash_password("pw-a"), accounts.hash_password("pw-b")))
+        self.portal = accounts.portal(accounts.AuthFile(path), run=now)
+        super().setUp()
+
+    def make_factory(self, **kwargs):
+        kwargs.setdefault("allow_plaintext_login", True)
+        kwargs.setdefault("heartbeat_interval", self.interval)
+        kwargs.setdefault("timeout", self.timeout)
+        return ChatServerFactory(clock=self.clock, portal=self.portal, **kwargs)
+
+    def login(self, protocol, name, password):
+        self.send(protocol, type="login", name=name, password=password)
+
+    def test_welcome_asks_for_login(self):
+        protocol, transport = self.connect(join=False)
+        self.assertTrue(self.received(transport)[0]["login"])
+        self.clock.advance(5)  # no joining by waiting
+        self.assertNotIn(protocol, self.factory.hub)
+
+    def test_login(self):
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.login(protocol, "ALICE", "pw-a")
+        self.assertEqual(self.received(transport), [
+            {"type": "logged_in", "name": "alice"},
+            {"type": "join", "name": "alice", "seq": 1},
+        ])
+        self.send(protocol, type="nick", name="carol")
+        self.assertEqual(self.received(transport)[0]["code"], wire.BAD_NICK)
+
+    def test_wrong_password_may_try_again(self):
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.login(protocol, "alice", "nope")
+        self.assertEqual(self.received(transport)[0]["code"], wire.AUTH_FAILED)
+        self.assertFalse(transport.disconnecting)
+        self.login(protocol, "alice", "pw-a")
+        self.assertEqual(self.received(transport)[0]["type"], "logged_in")
+
+    def test_anything_before_login(self):
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.send(protocol, type="message", text="hi")
+        self.assertEqual(self.received(transport)[0]["code"], wire.AUTH_FAILED)
+        self.assertTrue(transport.disconnecting)
+
+    def test_rate_limited_per_address(self):
+        """
+        Five attempts at once from an address, then one every 10 s.
+        """
+        first, t1 = self.connect(40001, join=False, host="10.0.0.1")
+        second, t2 = self.connect(40002, join=False, host="10.0.0.1")
+        other, t3 = self.connect(40003, join=False, host="10.0.0.2")
+        for protocol in (first, second, other):
+            protocol.transport.clear()
+        for _ in range(3):
+            self.login(first, "alice", "nope")
+        for _ in range(2):
+            self.login(second, "alice", "nope")
+        self.login(second, "alice", "pw-a")
+        refused = self.received(t2)[-1]
+        self.assertEqual((refused["code"], refused["retry_after"]), (wire.RATE_LIMITED, 10.0))
+        self.login(other, "bob", "pw-b")
+        self.assertEqual(self.received(t3)[0]["type"], "logged_in")
+        self.clock.advance(10)
+        self.login(second, "alice", "pw-a")
+        self.assertEqual(self.received(t2)[0]["type"], "logged_in")
+
+    def test_plaintext_refused(self):
+        self.factory = ChatServerFactory(clock=self.clock, portal=self.portal)
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.login(protocol, "alice", "pw-a")
+        error = self.received(transport)[0]
+        self.assertEqual(error["code"], wire.AUTH_FAILED)
+        self.assertIn("TLS", error["message"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_already_logged_in(self):
+        first, _ = self.connect(40001, join=False)
+        self.login(first, "alice", "pw-a")
+        second, transport = self.connect(40002, join=False)
+        transport.clear()
+        self.login(second, "alice", "pw-a")
+        self.assertEqual(self.received(transport)[0]["code"], wire.NICK_TAKEN)
+
+    def test_resume_instead_of_login(self):
+        protocol, transport = self.connect(join=False)
+        session = self.received(transport)[0]["session"]
+        self.login(protocol, "alice", "pw-a")
+        self.lose(protocol)
+        again, transport = self.connect(40001, join=False)
+        transport.clear()
+        self.send(again, type="resume", session=session, last_seq=1)
+        self.assertEqual(self.received(transport)[-1], {
+            "type": "resumed", "replayed": 1, "name": "alice"})
+
+    def test_login_without_accounts(self):
+        self.factory = ChatServerFactory(clock=self.clock)
+        protocol, transport = self.connect()
+        transport.clear()
+        self.login(protocol, "alice", "pw-a")
+        self.assertEqual(self.received(transport)[0]["code"], wire.UNKNOWN_TYPE)
+
+
+class ClientLoginTests(LoopbackMixin, TestCase):
+    """
+    The stdio client logging in over TLS (a child process).
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        from tests.certs import ThrowawayCA
+
+        self.ca = ThrowawayCA()
+        key, cert = self.ca.server_files("localhost")
+        path = write_file("alice:%s\n" % (accounts.hash_password("pw-a"),))
+        factory = ChatServerFactory(
+            clock=reactor, portal=accounts.portal(accounts.AuthFile(path)))
+        self.addCleanup(factory.shutdown, "test over", 1.0)
+        port = yield serverFromString(
+            reactor, "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)
+        ).listen(factory)
+        self.addCleanup(port.stopListening)
+        self.port = port.getHost().port
+
+    @defer.inlineCallbacks
+    def chat(self, password, *options):
+        os.environ["TWISTED_CHAT_PASSWORD"] = password
+        try:
+            child = self.spawn_client(
+                self.port, "--host", "localhost", "--cafile", self.ca.ca_file(), *options)
+        finally:
+            del os.environ["TWISTED_CHAT_PASSWORD"]
+        child.transport.write(b"hello as alice\n")
+        child.transport.closeStdin()
+        reason = yield child.ended
+        return child, exit_status(reason)
+
+    @defer.inlineCallbacks
+    def test_login(self):
+        child, status = yield self.chat("pw-a", "--login", "--name", "alice")
+        self.assertEqual(status, (0, None), bytes(child.err))
+        self.assertIn(b"* logged in as alice", child.out)
+        self.assertIn(b"> alice: hello as alice", child.out)
+
+    @defer.inlineCallbacks
+    def test_wrong_password(self):
+        child, status = yield self.chat("nope", "--login", "--name", "alice")
+        self.assertEqual(status, (1, None))
+        self.assertEqual(child.err.decode(), "cannot log in as alice: wrong name or password\n")
+
+    @defer.inlineCallbacks
+    def test_no_login(self):
+        child, status = yield self.chat("unused")
+        self.assertEqual(status, (1, None))
+        self.assertIn(b"the server wants a login: use --login --name NAME", child.err)
