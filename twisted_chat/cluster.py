@@ -170,7 +170,8 @@ class RedisLink:
         self._lost_once = False
         # Not ClientService's prepareConnection for AUTH and SELECT: a
         # connection lost while it is pending makes ClientService raise
-        # NoTransition (Twisted 22.10 to 26.10).
+        # NoTransition (seen with Twisted 26.10; the state machine of 22.10
+        # has no such transition either).
         self.service = ClientService(
             address.endpoint(reactor),
             _RedisFactory(reactor, address, reply_timeout, self._ready),
