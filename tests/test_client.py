@@ -3,6 +3,7 @@ Tests for L{twisted_chat.client}: the client protocol, the user-facing
 L{ChatClient}, rendering, and client and server together in memory.
 """
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import (
     ConnectionAborted,
@@ -657,11 +658,7 @@ class OptionsTests(SynchronousTestCase):
         Each connection attempt goes to the next server, and the client's
         messages name the one it tried.
         """
-        from twisted.internet.testing import MemoryReactorClock
-
         from twisted_chat.client import _ReportingEndpoint
-
-        reactor = MemoryReactorClock()
 
         class Client:
             address = None
@@ -670,18 +667,25 @@ class OptionsTests(SynchronousTestCase):
             def connection_failed(self, failure):
                 self.failures.append(failure)
 
+        tried = []
+
+        class Endpoint:
+            def __init__(self, reactor, host, port):
+                self.where = (host, port)
+
+            def connect(self, factory):
+                tried.append(self.where)
+                return defer.succeed(None)
+
         client = Client()
-        endpoint = _ReportingEndpoint(reactor, [("127.0.0.1", 1), ("127.0.0.1", 2)], client)
+        endpoint = _ReportingEndpoint(
+            None, [("127.0.0.1", 1), ("::1", 2)], client, endpoint=Endpoint)
         seen = []
         for _ in range(3):
-            endpoint.connect(Factory()).addErrback(lambda failure: None)
+            endpoint.connect(Factory())
             seen.append(client.address)
-            reactor.advance(0)
-        self.assertEqual(seen, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"])
-        self.assertEqual(
-            [(host, port) for host, port, *_ in reactor.tcpClients],
-            [("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 1)],
-        )
+        self.assertEqual(seen, ["127.0.0.1:1", "[::1]:2", "127.0.0.1:1"])
+        self.assertEqual(tried, [("127.0.0.1", 1), ("::1", 2), ("127.0.0.1", 1)])
         self.assertEqual(client.failures, [])
 
 

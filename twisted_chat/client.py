@@ -1028,21 +1028,23 @@ class _ReportingEndpoint:
     otherwise only retries.
     """
 
-    def __init__(self, reactor, servers, client, tls=None):
+    def __init__(self, reactor, servers, client, tls=None, endpoint=HostnameEndpoint):
         """
         @param tls: with C{--tls}, what L{tls_options} returned.
+        @param endpoint: makes the endpoint for C{(reactor, host, port)}.
         """
         self._reactor = reactor
         self._servers = servers
         self._next = 0
         self._client = client
         self._tls = tls
+        self._endpoint = endpoint
 
     def connect(self, factory):
         host, port = self._servers[self._next % len(self._servers)]
         self._next += 1
         self._client.address = format_server(host, port)
-        endpoint = HostnameEndpoint(self._reactor, host, port)
+        endpoint = self._endpoint(self._reactor, host, port)
         if self._tls is not None:
             endpoint = wrapClientTLS(self._tls(host), endpoint)
         d = endpoint.connect(factory)
