@@ -46,6 +46,8 @@ class StatsTests(ServerMixin, SynchronousTestCase):
         # message seen by two: five event frames out.
         self.assertEqual(stats.events, 3)
         self.assertEqual(stats.deliveries, 5)
+        # Two welcomes, three heartbeat acks and an error.
+        self.assertEqual(stats.replies, 6)
         self.assertEqual(stats.bytes_out, len(ta.value()) + len(tb.value()))
         self.assertGreater(stats.writes_out, 0)
         self.lose(b)
@@ -116,7 +118,8 @@ class ScrapeTests(LoopbackMixin, TestCase):
         yield alice.transcript.wait_for("> alice: hello")
         after = yield self.scrape(port)
         self.assertEqual(after["twisted_chat_connections"], 1)
-        for name in ["frames_in", "bytes_in", "writes_out", "bytes_out", "events", "deliveries"]:
+        for name in ["frames_in", "bytes_in", "frames_out", "writes_out", "bytes_out", "events",
+                     "deliveries"]:
             self.assertGreater(after["twisted_chat_%s_total" % name],
                                before["twisted_chat_%s_total" % name], name)
         self.assertIn('twisted_chat_heartbeat_rtt_seconds_bucket{le="+Inf"}', after)

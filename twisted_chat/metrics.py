@@ -57,6 +57,7 @@ class Stats:
         self.bytes_in = 0
         self.writes_out = 0
         self.bytes_out = 0
+        self.replies = 0
         self.events = 0
         self.deliveries = 0
         self.rate_limited = 0
@@ -101,6 +102,8 @@ class StatsCollector:
                     s.connections_max)
         yield counter("frames_in", "Frames received from clients.", s.frames_in)
         yield counter("bytes_in", "Bytes of frames received, prefixes included.", s.bytes_in)
+        yield counter("frames_out", "Frames sent to clients: event frames and replies.",
+                      s.deliveries + s.replies)
         yield counter("writes_out", "Writes to clients (one or more frames each).",
                       s.writes_out)
         yield counter("bytes_out", "Bytes written to clients.", s.bytes_out)

@@ -663,6 +663,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         message = {"type": type}
         message.update(fields)
+        self.factory.stats.replies += 1
         # Broadcasts caused by earlier frames reach us before this reply.
         self.factory.hub.flush_to(self)
         self._write(wire.encode_frame(message))
