@@ -293,6 +293,27 @@ class RedisOutageTests(ClusterMixin, TestCase):
         self.assertEqual(who[0]["names"], ["ann", "bob"])
 
     @defer.inlineCallbacks
+    def test_presence_during_outage(self):
+        """
+        Someone who joins while Redis is away is announced once it is back
+        (here, back empty), late but not lost, and is in who.
+        """
+        redis = yield self.start_redis()
+        a = yield self.start_node(redis)
+        b = yield self.start_node(redis)
+        watcher = yield self.raw_client(b.port)
+        yield self.kill(redis)
+        yield poll(lambda: a.hub.commands.protocol is None)
+        late = yield self.raw_client(a.port, wire.encode({"type": "heartbeat"}))
+        name = late.messages[0]["name"]
+        yield self.start_redis(redis.port)
+        yield poll(lambda: any(m.get("name") == name for m in events(watcher, ("join",))),
+                   timeout=20)
+        send(watcher, type="who")
+        who = yield watcher.wait_for_type("who")
+        self.assertIn(name, who[0]["names"])
+
+    @defer.inlineCallbacks
     def test_no_clients_before_redis(self):
         """
         A node that has never reached Redis refuses clients with

@@ -608,15 +608,18 @@ class ClusterHub(ChatHub):
     def _refreshed(self, result):
         new, reaped, size = result
         self.room_count = size
+        # Joins and leaves made while Redis was away go first, in order, so
+        # that a join is announced before its user would be put back
+        # silently below.
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            for script, keys, args in outbox:
+                self._presence_op(script, keys, args)
         if new and self._members:
             # Redis lost us (it restarted empty, or we were silent so long
             # that the others took our users out): put them back, telling
             # the room only if it was told they left.
             self._restore(announce=bool(reaped))
-        if self._outbox:
-            outbox, self._outbox = self._outbox, []
-            for script, keys, args in outbox:
-                self._presence_op(script, keys, args)
 
     def _reaped(self, left):
         if left:
