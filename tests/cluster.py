@@ -76,7 +76,14 @@ class ClusterMixin(LoopbackMixin):
                 return child.ended
 
         self.addCleanup(cleanup)
-        yield child.wait_for(rb"[Rr]eady to accept connections")
+        ready = child.wait_for(rb"[Rr]eady to accept connections")
+        timer = reactor.callLater(10, ready.cancel)
+        try:
+            yield ready
+        except defer.CancelledError:
+            self.fail("redis-server did not start on port %d:\n%s" % (
+                port, bytes(child.out + child.err).decode(errors="replace")))
+        timer.cancel()
         return child
 
     def kill(self, child):

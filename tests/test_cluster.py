@@ -309,6 +309,8 @@ class RedisOutageTests(ClusterMixin, TestCase):
         yield self.start_redis(redis.port)
         yield poll(lambda: any(m.get("name") == name for m in events(watcher, ("join",))),
                    timeout=20)
+        # Both nodes have put their users back (who asks Redis).
+        yield poll(lambda: a.hub.room_count == 2 and b.hub.room_count == 2, timeout=20)
         send(watcher, type="who")
         who = yield watcher.wait_for_type("who")
         self.assertIn(name, who[0]["names"])
