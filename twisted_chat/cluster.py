@@ -779,29 +779,23 @@ class ClusterHub(ChatHub):
             self.log.warn("a join or leave was not recorded: {error}",
                           error=failure.getErrorMessage())
 
-    def join(self, client, after_seq):
-        self._catch_up(client, after_seq)
-        self._add(client)
+    def _announce_join(self, client):
+        # The script registers the name and decides on presence.
         self._presence_op(
             JOIN, self._session_keys(client),
             [self._maxlen, self.presence_limit, client.name.lower(),
              self._entry(client), client.name, SESSION_TTL])
 
-    def leave(self, client, reason, message=None):
-        if client not in self:
-            return
-        self._caught_up.pop(client, None)
-        del self._members[client.name.lower()]
-        self._sessions.pop(client.session, None)
-        if self.closing:
-            return
+    def _announce_leave(self, client, reason, message, was_small):
+        # The script frees the name, if still this node's, and decides on
+        # presence from the whole room's size.
         tail = {"reason": reason}
         if message is not None:
             tail["message"] = message
-        owner = self._owner(client)
         self._presence_op(
             LEAVE, self._session_keys(client),
-            [self._maxlen, self.presence_limit, owner, wire.encode(tail)[1:-1]])
+            [self._maxlen, self.presence_limit, self._owner(client),
+             wire.encode(tail)[1:-1]])
 
     def message(self, client, text):
         head = wire.encode(
@@ -815,10 +809,7 @@ class ClusterHub(ChatHub):
         return d.addErrback(self._as_unavailable)
 
     def rename(self, client, new_name):
-        wire.check_nick(new_name)
-        holder = self._members.get(new_name.lower())
-        if holder is not None and holder is not client:
-            raise wire.ProtocolError(wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
+        self._check_free(client, new_name)
         d = self.commands.eval(
             RENAME, self._session_keys(client),
             [self._maxlen, self._owner(client), new_name, SESSION_TTL])
@@ -830,9 +821,7 @@ class ClusterHub(ChatHub):
             raise wire.ProtocolError(wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
         if result == -2 or client not in self:
             raise _unavailable()
-        del self._members[client.name.lower()]
-        client.name = new_name
-        self._members[new_name.lower()] = client
+        self._set_name(client, new_name)
 
     def names(self):
         d = self.commands.call("HVALS", self._keys["names"])

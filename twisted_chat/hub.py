@@ -312,6 +312,13 @@ class ChatHub:
         """
         self._catch_up(client, after_seq)
         self._add(client)
+        self._announce_join(client)
+
+    def _announce_join(self, client):
+        """
+        Tell the room C{client} joined, while it is small enough for
+        presence.
+        """
         if self.presence:
             self._broadcast({"type": "join", "name": client.name})
 
@@ -356,8 +363,7 @@ class ChatHub:
             client.name = session.name
         self._ended.pop(token, None)
         self._add(client, session)
-        if self.presence:
-            self._broadcast({"type": "join", "name": client.name})
+        self._announce_join(client)
         return len(frames)
 
     def _add(self, client, session=None):
@@ -380,7 +386,7 @@ class ChatHub:
             return
         # Its connection is ending: what is pending is not sent to it.
         self._caught_up.pop(client, None)
-        announce = self.presence
+        was_small = self.presence
         del self._members[client.name.lower()]
         session = self._sessions.get(client.session)
         if session is not None and session.client is client:
@@ -388,7 +394,15 @@ class ChatHub:
             session.name = client.name
             self._ended[client.session] = self.seq
             self._forget_ended()
-        if self.closing or not announce:
+        if not self.closing:
+            self._announce_leave(client, reason, message, was_small)
+
+    def _announce_leave(self, client, reason, message, was_small):
+        """
+        Tell the room C{client} left, if the room was small enough for
+        presence (C{was_small}) before it did.
+        """
+        if not was_small:
             return
         event = {"type": "leave", "name": client.name, "reason": reason}
         if message is not None:
@@ -414,19 +428,33 @@ class ChatHub:
         @raise wire.ProtocolError: L{wire.BAD_NICK} for an invalid name,
             L{wire.NICK_TAKEN} if another member has it in any case.
         """
+        self._check_free(client, new_name)
+        old_name = client.name
+        self._set_name(client, new_name)
+        self._broadcast({"type": "nick", "old": old_name, "new": new_name})
+
+    def _check_free(self, client, new_name):
+        """
+        @raise wire.ProtocolError: unless C{client} may take C{new_name}
+            here: L{wire.BAD_NICK}, or L{wire.NICK_TAKEN} if another member
+            has it in any case.
+        """
         wire.check_nick(new_name)
-        key = new_name.lower()
-        holder = self._members.get(key)
+        holder = self._members.get(new_name.lower())
         if holder is not None and holder is not client:
             raise wire.ProtocolError(
                 wire.NICK_TAKEN, "the name %s is taken" % (new_name,)
             )
-        old_name = client.name
-        del self._members[old_name.lower()]
-        self._members[key] = client
+
+    def _set_name(self, client, new_name):
+        """
+        Call member C{client} C{new_name} from now on, here and in its
+        session.
+        """
+        del self._members[client.name.lower()]
+        self._members[new_name.lower()] = client
         client.name = new_name
         self._sessions[client.session].name = new_name
-        self._broadcast({"type": "nick", "old": old_name, "new": new_name})
 
     def message(self, client, text):
         """
