@@ -320,3 +320,12 @@ class JSONLogTests(LoopbackMixin, TestCase):
             self.assertRegex(event["peer"], r"^127\.0\.0\.1:\d+$")
         left = [e for e in about if e["log_format"].endswith("left: {reason}")]
         self.assertEqual((left[0]["name"], left[0]["reason"]), ("alice", "quit"))
+
+
+class RequireTests(SynchronousTestCase):
+    def test_missing_extra_is_one_line(self):
+        e = self.assertRaises(UsageError, tap._require, "--metrics", "metrics",
+                              "json", "no_such_module_for_twisted_chat")
+        self.assertIn("--metrics needs the metrics extra: pip install 'twisted-chat[metrics]'",
+                      str(e))
+        tap._require("--metrics", "metrics", "json")

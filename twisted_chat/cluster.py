@@ -505,9 +505,7 @@ class ClusterHub(ChatHub):
         """
         The service that keeps this node's Redis connections up.
         """
-        service = MultiService()
-        self.commands.service.setServiceParent(service)
-        return _ClusterService(self, service)
+        return _ClusterService(self)
 
     def when_ready(self):
         if self.ready:
@@ -869,10 +867,10 @@ class _ClusterService(MultiService):
     refresher and the command connection.
     """
 
-    def __init__(self, hub, links):
+    def __init__(self, hub):
         super().__init__()
         self.hub = hub
-        links.setServiceParent(self)
+        hub.commands.service.setServiceParent(self)
 
     def stopService(self):
         d = defer.maybeDeferred(self.hub.stop)

@@ -107,6 +107,21 @@ def _size(value):
     return int(number) * _UNITS[unit]
 
 
+def _require(option, extra, *modules):
+    """
+    @raise usage.UsageError: naming the extra to install, if C{option}
+        needs a module that is missing.
+    """
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as e:
+        raise usage.UsageError(
+            "%s needs the %s extra: pip install 'twisted-chat[%s]' (%s)"
+            % (option, extra, extra, e)
+        )
+
+
 class Options(usage.Options):
     """
     Command-line options of C{twistd chat}.
@@ -325,22 +340,9 @@ class Options(usage.Options):
         elif not self["node-timeout"] > 0:
             raise usage.UsageError("--node-timeout must be more than 0")
         if self["metrics"] is not None:
-            try:
-                importlib.import_module("prometheus_client")
-            except ImportError as e:
-                raise usage.UsageError(
-                    "--metrics needs the metrics extra: pip install "
-                    "'twisted-chat[metrics]' (%s)" % (e,)
-                )
+            _require("--metrics", "metrics", "prometheus_client")
         if self["redis"] is not None:
-            try:
-                for module in ("txredisapi", "hiredis"):
-                    importlib.import_module(module)
-            except ImportError as e:
-                raise usage.UsageError(
-                    "--redis needs the cluster extra: pip install 'twisted-chat[cluster]' "
-                    "(%s)" % (e,)
-                )
+            _require("--redis", "cluster", "txredisapi", "hiredis")
 
     def settings(self):
         """
