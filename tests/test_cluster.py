@@ -293,6 +293,34 @@ class RedisOutageTests(ClusterMixin, TestCase):
         self.assertEqual(who[0]["names"], ["ann", "bob"])
 
     @defer.inlineCallbacks
+    def test_flushed_while_connected(self):
+        """
+        Redis emptied under a connected node (FLUSHALL): the next message is
+        refused with unavailable, the node seeds the counter again, and the
+        sequence goes on with no gap.
+        """
+        redis = yield self.start_redis()
+        node = yield self.start_node(redis)
+        client = yield self.raw_client(node.port)
+        send(client, type="message", text="before")
+        yield poll(lambda: "before" in texts(client))
+        yield node.hub.commands.call("FLUSHALL")
+        send(client, type="message", text="refused")
+        errors = yield client.wait_for_type("error")
+        self.assertEqual(errors[0]["code"], wire.UNAVAILABLE)
+        for _ in range(100):
+            counter = yield node.hub.commands.call("GET", "twisted-chat:seq")
+            if counter is not None:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        # Seeded at the last event delivered: the join, then "before".
+        self.assertEqual(int(counter), 2)
+        send(client, type="message", text="after")
+        yield poll(lambda: "after" in texts(client))
+        self.assertEqual(texts(client), ["before", "after"])
+        assert_gap_free(self, client)
+
+    @defer.inlineCallbacks
     def test_presence_during_outage(self):
         """
         Someone who joins while Redis is away is announced once it is back

@@ -201,16 +201,19 @@ class RedisLink:
         Send a command; a Deferred of its reply.  Fails with
         L{wire.ProtocolError} C{unavailable} when there is no connection.
         """
-        protocol = self.protocol
-        if protocol is None:
-            return defer.fail(_unavailable())
-        return defer.maybeDeferred(protocol.execute_command, *args, **kwargs)
+        return self._send("execute_command", *args, **kwargs)
 
     def eval(self, script, keys, args):
+        """
+        Run a Lua script; as L{call}.
+        """
+        return self._send("eval", script, keys, args)
+
+    def _send(self, method, *args, **kwargs):
         protocol = self.protocol
         if protocol is None:
             return defer.fail(_unavailable())
-        return defer.maybeDeferred(protocol.eval, script, keys, args)
+        return defer.maybeDeferred(getattr(protocol, method), *args, **kwargs)
 
 
 def _unavailable():
@@ -519,8 +522,7 @@ class ClusterHub(ChatHub):
         A command connection is ready: make sure the counter is there, load
         the room the first time, and send what waited.
         """
-        d = self.commands.eval(SEED, [self._keys["seq"]], [self.seq])
-        d.addCallback(self._seeded)
+        d = self._seed()
         if not self.ready:
             d.addCallback(lambda _: self.commands.eval(
                 LOAD, [self._keys["seq"], self._keys["stream"]], [self.backlog.maxlen or 1]))
@@ -534,9 +536,13 @@ class ClusterHub(ChatHub):
                 "Redis had lost the seq counter: seeded it at {seq}, the last "
                 "event this node delivered", seq=self.seq)
 
-    def _reseed(self):
-        d = self.commands.eval(SEED, [self._keys["seq"]], [self.seq])
-        d.addCallbacks(self._seeded, self._refresh_failed)
+    def _seed(self):
+        """
+        Make sure the counter exists and is at least what this node has
+        delivered.
+        """
+        return self.commands.eval(SEED, [self._keys["seq"]], [self.seq]).addCallback(
+            self._seeded)
 
     def _as_unavailable(self, failure):
         """
@@ -552,7 +558,7 @@ class ClusterHub(ChatHub):
         self.log.warn("Redis command failed: {error}", error=error)
         if "NOSEQ" in error:
             # Redis lost its data while we were connected.
-            self._reseed()
+            self._seed().addErrback(self._refresh_failed)
         return defer.fail(_unavailable())
 
     def _setup_failed(self, failure, protocol):
