@@ -4,6 +4,7 @@ baseline server (benchmarks/baseline_server.py), same tool, same machine,
 alternating, several rounds; medians and ratios are printed at the end.
 
 Usage: python benchmarks/compare.py [--rounds 3] [--only fanout,latency,scale]
+                                   [--floor]
 
 Scenarios (each a `python -m twisted_chat.bench load` run):
   fanout   100 connections, 10 senders as fast as possible (32 in flight
@@ -13,12 +14,20 @@ Scenarios (each a `python -m twisted_chat.bench load` run):
   scale    10,000 connections with heartbeats, no messages (twisted-chat
            only): connect time, server memory, idle CPU
 
+With --floor, the fan-out and latency scenarios also run against
+benchmarks/floor_server.c, built here with the C compiler (cc): "c-floor",
+the least a server of the same design can do (its sends and nothing else),
+and "c-naive", the same with each message sent on its own as a
+straightforward epoll server does.  They show what this machine's kernel
+and the load tool allow any server.
+
 Servers listen on 127.0.0.1 only; every run stops by itself.
 """
 
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -43,8 +52,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(server, port, extra=()):
-    if server == "twisted-chat":
+def build_floor(directory):
+    """
+    Build benchmarks/floor_server.c into C{directory}; return its path.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("--floor needs a C compiler (cc or gcc)")
+    binary = os.path.join(directory, "floor_server")
+    subprocess.run([compiler, "-O2", "-o", binary, os.path.join(HERE, "floor_server.c")],
+                   check=True)
+    return binary
+
+
+def start(server, port, extra=(), floor=None):
+    if server in ("c-floor", "c-naive"):
+        args = [floor, str(port)] + (["--no-coalesce"] if server == "c-naive" else [])
+        ready = b"listening on %d" % (port,)
+    elif server == "twisted-chat":
         args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                 "-n", "--pidfile=", "chat", "--port",
                 "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,), "--rate", "0"]
@@ -88,14 +113,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="fanout,latency,scale")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run the C floor servers (needs cc)")
     args = parser.parse_args()
+    floor = None
+    if args.floor:
+        workdir = tempfile.TemporaryDirectory(prefix="twisted-chat-floor-")
+        floor = build_floor(workdir.name)
     results = {}
     for scenario in args.only.split(","):
         servers = ["twisted-chat"] if scenario == "scale" else ["twisted-chat", "baseline"]
+        if floor and scenario != "scale":
+            servers += ["c-floor", "c-naive"]
         for round in range(args.rounds):
             for server in servers:
                 port = free_port()
-                process = start(server, port)
+                process = start(server, port, floor=floor)
                 try:
                     summary = load(port, process.pid, scenario)
                 finally:
@@ -135,6 +168,12 @@ def main():
             print("%s: twisted-chat / baseline deliveries, per round: %s (median %.2fx); "
                   "baseline p99 / ours: median %.1fx" % (
                       scenario, ", ".join("%.2fx" % r for r in ratios), median(ratios), median(p99)))
+        c_floor = results.get((scenario, "c-floor"))
+        if ours and c_floor:
+            p99 = [a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
+                   for a, b in zip(ours, c_floor) if b["latency_ms"]["p99"]]
+            print("%s: twisted-chat p99 / c-floor p99, per round: %s (median %.2fx)" % (
+                scenario, ", ".join("%.2fx" % r for r in p99), median(p99)))
 
 
 if __name__ == "__main__":

@@ -161,9 +161,10 @@ class LoopbackMixin:
         d.addCallback(lambda _: transcript.wait_for("* you are "))
         return d.addCallback(lambda _: chat)
 
-    def spawn(self, args, **kwargs):
+    def spawn(self, args, program=sys.executable, **kwargs):
         """
-        Run this Python with C{args}, the checkout first on its path.
+        Run this Python (or C{program}) with C{args}, the checkout first on
+        its path.
 
         @return: the L{ChildProcess}; it is killed in cleanup if still
             running.
@@ -173,9 +174,7 @@ class LoopbackMixin:
         workdir = tempfile.mkdtemp(prefix="twisted-chat-test-")
         self.addCleanup(shutil.rmtree, workdir, True)
         child = ChildProcess()
-        reactor.spawnProcess(
-            child, sys.executable, [sys.executable] + args, env=env, path=workdir, **kwargs
-        )
+        reactor.spawnProcess(child, program, [program] + args, env=env, path=workdir, **kwargs)
 
         def cleanup():
             if not child.running:

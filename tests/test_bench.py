@@ -5,14 +5,19 @@ frames, its report, and short real runs on loopback.
 
 import json
 import os
+import shutil
 import tempfile
+from unittest import SkipTest
 
-from twisted.internet import defer
+from twisted.internet import defer, utils
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import bench, wire
 from tests.loopback import LoopbackMixin, exit_status
+
+FLOOR_SOURCE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "floor_server.c")
 
 
 class ParsingTests(SynchronousTestCase):
@@ -133,15 +138,15 @@ class RunTests(LoopbackMixin, TestCase):
     timeout = 90
 
     @defer.inlineCallbacks
-    def test_load_smoke(self):
+    def load_smoke(self, port):
         """
-        A short load run against a real server measures deliveries and
-        latency, checks integrity, and writes JSON.
+        Run the tool briefly against C{port} and check what it reports.
         """
-        server = yield self.start_server(rate=0)
-        out = os.path.join(tempfile.mkdtemp(prefix="bench-"), "result.json")
+        workdir = tempfile.mkdtemp(prefix="bench-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        out = os.path.join(workdir, "result.json")
         child = self.spawn(
-            ["-m", "twisted_chat.bench", "load", "--port", str(server.port),
+            ["-m", "twisted_chat.bench", "load", "--port", str(port),
              "--connections", "20", "--senders", "4", "--duration", "1",
              "--warmup", "0.5", "--procs", "2", "--quiet", "--json", out]
         )
@@ -154,6 +159,35 @@ class RunTests(LoopbackMixin, TestCase):
         self.assertGreater(summary["latency_ms"]["samples"], 0)
         self.assertTrue(summary["ok"])
         self.assertIn(b"deliveries/s", child.out)
+
+    @defer.inlineCallbacks
+    def test_load_smoke(self):
+        """
+        A short load run against a real server measures deliveries and
+        latency, checks integrity, and writes JSON.
+        """
+        server = yield self.start_server(rate=0)
+        yield self.load_smoke(server.port)
+
+    @defer.inlineCallbacks
+    def test_floor_server(self):
+        """
+        benchmarks/floor_server.c, the C floor that benchmarks/compare.py
+        --floor measures against, builds and serves the tool: deliveries,
+        latency and integrity.
+        """
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            raise SkipTest("no C compiler")
+        workdir = tempfile.mkdtemp(prefix="floor-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        binary = os.path.join(workdir, "floor_server")
+        out, err, code = yield utils.getProcessOutputAndValue(
+            compiler, ["-O2", "-Wall", "-Werror", "-o", binary, FLOOR_SOURCE], env=os.environ)
+        self.assertEqual(code, 0, out + err)
+        server = self.spawn(["0"], program=binary)
+        match = yield server.wait_for(rb"listening on (\d+)")
+        yield self.load_smoke(int(match.group(1)))
 
     @defer.inlineCallbacks
     def test_load_cannot_connect(self):
