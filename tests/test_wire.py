@@ -4,6 +4,8 @@ Tests for L{twisted_chat.wire}: framing, decoding and validators.
 
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat import wire
@@ -271,3 +273,35 @@ class SanitizeTests(SynchronousTestCase):
         Non-strings are rendered with str() first.
         """
         self.assertEqual(wire.sanitize(12), "12")
+
+
+#: What check_optional_number lets through as a heartbeat's ts.
+_numbers = st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+
+
+class HeartbeatAckTests(SynchronousTestCase):
+    """
+    L{wire.heartbeat_ack_frame} formats what the general encoder would.
+    """
+
+    @given(ts=st.none() | _numbers, now=_numbers)
+    def test_same_as_encoder(self, ts, now):
+        """
+        Byte for byte the frame L{wire.encode_frame} makes, with or without
+        C{ts}.
+        """
+        message = {"type": "heartbeat_ack"}
+        if ts is not None:
+            message["ts"] = ts
+        message["now"] = now
+        self.assertEqual(wire.heartbeat_ack_frame(ts, now), wire.encode_frame(message))
+
+    def test_round_trip(self):
+        """
+        A client reads back the C{ts} it sent, exactly.
+        """
+        data = wire.heartbeat_ack_frame(1700000000.123456, 5)
+        self.assertEqual(
+            wire.decode(data[4:]), {"type": "heartbeat_ack", "ts": 1700000000.123456, "now": 5}
+        )
+        self.assertEqual(wire.PREFIX.unpack_from(data)[0], len(data) - 4)

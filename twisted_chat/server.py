@@ -524,11 +524,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         rtt = message.get("rtt")
         if type(rtt) in (int, float) and 0 <= rtt < _RTT_MAX:
             self.factory.stats.heartbeat_rtt.observe(rtt)
-        now = self.factory.clock.seconds()
-        if ts is None:
-            self.send("heartbeat_ack", now=now)
-        else:
-            self.send("heartbeat_ack", ts=ts, now=now)
+        self._reply(wire.heartbeat_ack_frame(ts, self.factory.clock.seconds()))
         if self.factory.settings.verbose:
             self._log("sent a heartbeat")
 
@@ -663,10 +659,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         message = {"type": type}
         message.update(fields)
+        self._reply(wire.encode_frame(message))
+
+    def _reply(self, data):
+        """
+        Send frame bytes to this client only.
+        """
         self.factory.stats.replies += 1
         # Broadcasts caused by earlier frames reach us before this reply.
         self.factory.hub.flush_to(self)
-        self._write(wire.encode_frame(message))
+        self._write(data)
 
     def send_error(self, error):
         """

@@ -164,6 +164,26 @@ def encode_frame(message):
     return frame(encode(message))
 
 
+def heartbeat_ack_frame(ts, now):
+    """
+    The frame of C{heartbeat_ack}, byte for byte what L{encode_frame} makes
+    of C{{"type": "heartbeat_ack", "ts": ts, "now": now}} (C{ts} left out
+    when L{None}), but formatted directly: every client sends a heartbeat
+    every few seconds, and the general encoder is a third of the server's
+    Python work in answering one.
+
+    @param ts: the heartbeat's C{ts}, a finite int or float, or L{None}
+        (see L{check_optional_number}).
+    @param now: the server's time, a finite int or float.
+    """
+    # JSON writes ints and finite floats as their repr, as json.dumps does.
+    if ts is None:
+        payload = '{"type":"heartbeat_ack","now":%r}' % (now,)
+    else:
+        payload = '{"type":"heartbeat_ack","ts":%r,"now":%r}' % (ts, now)
+    return frame(payload.encode("ascii"))
+
+
 def _reject_constant(name):
     raise ValueError("%s is not JSON" % (name,))
 
