@@ -335,6 +335,31 @@ class BatchTests(SynchronousTestCase):
         self.assertIs(self.bob.frames[0], self.alice.frames[0])
         self.assertEqual([e["text"] for e in self.bob.events()], ["a", "b", "c"])
 
+    def test_nested_batches(self):
+        """
+        Batches nest: only the outermost sends, once.
+        """
+        with self.hub.batch():
+            self.hub.message(self.alice, "a")
+            with self.hub.batch():
+                self.hub.message(self.alice, "b")
+            self.assertEqual(self.bob.frames, [])
+        self.assertEqual(len(self.bob.frames), 1)
+        self.assertEqual([e["text"] for e in self.bob.events()], ["a", "b"])
+
+    def test_batch_sends_when_block_raises(self):
+        """
+        An exception in the block does not keep its events back, and is
+        not swallowed.
+        """
+        with self.assertRaises(ZeroDivisionError):
+            with self.hub.batch():
+                self.hub.message(self.alice, "a")
+                1 / 0
+        self.assertEqual([e["text"] for e in self.bob.events()], ["a"])
+        self.hub.message(self.alice, "b")
+        self.assertEqual([e["text"] for e in self.bob.events()][-1], "b")
+
     def test_backlog_per_event(self):
         """
         The backlog still keeps each event's frame on its own.
