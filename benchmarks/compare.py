@@ -135,10 +135,12 @@ def main():
                     process.kill()
                     process.wait()
                 results.setdefault((scenario, server), []).append(summary)
-                print("%-8s round %d %-13s %9.0f deliveries/s  p50 %s  p99 %s ms  integrity %s" % (
-                    scenario, round + 1, server, summary["deliveries_per_second"],
-                    summary["latency_ms"]["p50"], summary["latency_ms"]["p99"],
-                    "OK" if summary["ok"] else "FAILED"), flush=True)
+                print("%-8s round %d %-13s %9.0f deliveries/s  p50 %s  p99 %s ms  "
+                      "connect %.2f s  CPU %s%%  integrity %s" % (
+                          scenario, round + 1, server, summary["deliveries_per_second"],
+                          summary["latency_ms"]["p50"], summary["latency_ms"]["p99"],
+                          summary["connect_seconds"], summary["server_process"]["cpu_percent"],
+                          "OK" if summary["ok"] else "FAILED"), flush=True)
 
     print("\nmedians of %d rounds (2 cores, shared by the server and the load tool)" % (args.rounds,))
     print("%-8s %-13s %12s %9s %9s %9s %10s %9s %8s" % (

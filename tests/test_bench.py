@@ -235,15 +235,19 @@ class PlainReceiverTests(SynchronousTestCase):
     The lean receive path of plain receivers still checks every event.
     """
 
-    def receive(self, seqs, chunk):
+    def receive(self, seqs, chunk, events=None):
+        """
+        Feed a plain receiver message events with C{seqs} (or C{events}, as
+        given), C{chunk} bytes at a time.
+        """
         worker = _Worker()
         client = bench.LoadClient(worker, 5, sender=False, recorder=False, verifier=False)
         self.assertTrue(client.plain)
         client.last_seq = 0
-        data = b"".join(
-            wire.encode_frame({"type": "message", "from": "x", "text": "t", "time": 1.0, "seq": seq})
-            for seq in seqs
-        )
+        if events is None:
+            events = [{"type": "message", "from": "x", "text": "t", "time": 1.0, "seq": seq}
+                      for seq in seqs]
+        data = b"".join(wire.encode_frame(event) for event in events)
         for i in range(0, len(data), chunk):
             client.dataReceived(data[i : i + chunk])
         return worker
@@ -262,6 +266,20 @@ class PlainReceiverTests(SynchronousTestCase):
         """
         worker = self.receive([1, 2, 5, 4], 3)
         self.assertEqual((worker.gaps, worker.reorders), (2, 1))
+
+    def test_presence_events(self):
+        """
+        join, leave and nick events count in the seq check (a missing one
+        is a gap) but are not message deliveries.
+        """
+        events = [
+            {"type": "join", "name": "a", "seq": 1},
+            {"type": "message", "from": "a", "text": "t", "time": 1.0, "seq": 2},
+            {"type": "nick", "old": "a", "new": "b", "seq": 3},
+            {"type": "leave", "name": "b", "reason": "quit", "seq": 5},
+        ]
+        worker = self.receive(None, 5, events)
+        self.assertEqual((worker.deliveries, worker.events, worker.gaps), (1, 4, 1))
 
 
 class SenderOrderTests(SynchronousTestCase):
