@@ -50,6 +50,20 @@ class SendQueueTests(SynchronousTestCase):
         self.assertEqual(self.queue.size, 0)
         self.assertEqual(self.drained, [True])
 
+    def test_no_deque_unless_queueing(self):
+        """
+        A queue that never had to hold anything, or has drained, keeps no
+        deque: quiet connections are most of a large room's memory.
+        """
+        self.queue.write(b"abc")
+        self.assertIsNone(self.queue._queue)
+        self.queue.pauseProducing()
+        self.queue.write(b"de")
+        self.assertIsNotNone(self.queue._queue)
+        self.queue.resumeProducing()
+        self.assertIsNone(self.queue._queue)
+        self.assertEqual((self.transport.value(), len(self.queue)), (b"abcde", 0))
+
     def test_order_kept_after_resume(self):
         """
         A write made while older data still waits goes behind it.
