@@ -14,10 +14,10 @@ Scenarios (each a `python -m twisted_chat.bench load` run):
   scale    10,000 connections with heartbeats, no messages (twisted-chat
            only): connect time, server memory, idle CPU
 
-With --floor, the fan-out and latency scenarios also run against
-benchmarks/floor_server.c, built here with the C compiler (cc): "c-floor",
-the least a server of the same design can do (its sends and nothing else),
-and "c-naive", the same with each message sent on its own as a
+With --floor, the scenarios also run against benchmarks/floor_server.c,
+built here with the C compiler (cc): "c-floor", the least a server of the
+same design can do (its sends and nothing else), and, for fan-out and
+latency, "c-naive", the same with each message sent on its own as a
 straightforward epoll server does.  They show what this machine's kernel
 and the load tool allow any server.
 
@@ -123,8 +123,8 @@ def main():
     results = {}
     for scenario in args.only.split(","):
         servers = ["twisted-chat"] if scenario == "scale" else ["twisted-chat", "baseline"]
-        if floor and scenario != "scale":
-            servers += ["c-floor", "c-naive"]
+        if floor:
+            servers += ["c-floor"] if scenario == "scale" else ["c-floor", "c-naive"]
         for round in range(args.rounds):
             for server in servers:
                 port = free_port()

@@ -756,6 +756,26 @@ class LoggingTests(ServerMixin, SynchronousTestCase):
         (message,) = [e for e in events if e["log_format"] == "{name} ({peer}) says: {text}"]
         self.assertEqual(message["text"], "hi\\x1b[2J")
 
+    def test_connection_lines_within_budget(self):
+        """
+        Lines about clients connecting and leaving keep within --log-rate a
+        second, the rest summed up; --verbose logs them all; a stopping
+        server sums up at once.
+        """
+        for verbose, logged in [(False, 2), (True, 5)]:
+            self.factory = self.make_factory(log_rate=2, verbose=verbose)
+            with capturedLogs() as events:
+                for port in range(5):
+                    self.connect(port=port)
+                self.factory.stopFactory()
+            formats = [e["log_format"] for e in events]
+            self.assertEqual(formats.count("{name} ({peer}) connected"), logged)
+            summaries = [e for e in events if "more lines not logged" in e["log_format"]]
+            if verbose:
+                self.assertEqual(summaries, [])
+            else:
+                self.assertEqual(summaries[0]["kinds"], "3 connected")
+
     def test_messages_logged_only_when_verbose(self):
         """
         Without --verbose, chat messages are not logged (or formatted).

@@ -33,6 +33,7 @@ DEFAULTS = {
     "max-clients": 10000,
     "max-per-ip": 0,
     "presence-limit": 1000,
+    "log-rate": 100,
     "shutdown-grace": 2.0,
     "redis": None,
     "metrics": None,
@@ -83,6 +84,7 @@ class OptionsTests(SynchronousTestCase):
             "--max-clients", "7",
             "--max-per-ip", "2",
             "--presence-limit", "10",
+            "--log-rate", "0",
             "--shutdown-grace", "0",
             "--node-timeout", "3",
             "--verbose",
@@ -103,6 +105,7 @@ class OptionsTests(SynchronousTestCase):
                 "max-clients": 7,
                 "max-per-ip": 2,
                 "presence-limit": 10,
+                "log-rate": 0,
                 "shutdown-grace": 0.0,
                 "redis": None,
                 "metrics": None,
@@ -164,6 +167,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--backlog", "-5"], "--backlog must be 0 or more")
         self.assertUsageError(["--shutdown-grace", "-1"], "--shutdown-grace must be 0")
         self.assertUsageError(["--presence-limit", "-1"], "--presence-limit must be 0")
+        self.assertUsageError(["--log-rate", "-1"], "--log-rate must be 0")
 
     def test_frame_limits(self):
         """

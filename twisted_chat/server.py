@@ -32,6 +32,7 @@ from zope.interface import implementer
 from twisted_chat import accounts, wire
 from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
+from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.sendq import SendQueue, no_delay
 
@@ -59,6 +60,10 @@ _RTT_MAX = 3600
 #: How many addresses' login attempts are remembered.
 _LOGIN_ADDRESSES = 10000
 
+#: Lines a second about clients connecting and leaving, at most; the rest
+#: are counted and summed up (L{LineBudget}).
+DEFAULT_LOG_RATE = 100
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -78,6 +83,7 @@ class ServerSettings:
     max_clients: int = wire.DEFAULT_MAX_CLIENTS
     max_per_ip: int = wire.DEFAULT_MAX_PER_IP
     presence_limit: int = wire.DEFAULT_PRESENCE_LIMIT
+    log_rate: int = DEFAULT_LOG_RATE
     allow_plaintext_login: bool = False
     verbose: bool = False
 
@@ -242,7 +248,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         )
         if factory.portal is None:
             self._join_call = clock.callLater(factory.join_hold, self._join)
-        self._log("connected")
+        self._log_routine("connected", "connected")
+
+    def _log_routine(self, kind, event_format, **fields):
+        """
+        Log a routine line, within the factory's L{LineBudget} (or always,
+        with C{verbose}).
+        """
+        factory = self.factory
+        if factory.settings.verbose or factory.line_budget.allow(kind):
+            self._log(event_format, **fields)
 
     def _log(self, event_format, **fields):
         """
@@ -646,7 +661,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             )
         if type(reason.value).__module__.startswith(("OpenSSL", "service_identity")):
             self._log("TLS failed: {error}", error=reason.getErrorMessage())
-        self._log("left: {reason}", reason=leave_reason)
+        self._log_routine("left: " + leave_reason, "left: {reason}", reason=leave_reason)
         self.factory.stats.leaves[leave_reason] += 1
         self.factory.hub.leave(self, leave_reason, self._leave_message)
         self.factory.connection_lost(self)
@@ -804,11 +819,18 @@ class ChatServerFactory(Factory):
         self.hub = hub
         self.stats = hub.stats
         self.portal = portal
+        self.line_budget = LineBudget(clock, self.settings.log_rate)
         self._login_buckets = OrderedDict()
         self.connections = set()
         self._per_host = Counter()
         self._drained = []
         self._abort_call = None
+
+    def stopFactory(self):
+        """
+        Log the lines the budget still holds back.  (Twisted API.)
+        """
+        self.line_budget.sum_up()
 
     def login_bucket(self, host):
         """

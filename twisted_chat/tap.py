@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from twisted_chat import wire
 from twisted_chat.server import (
+    DEFAULT_LOG_RATE,
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
     ChatServerFactory,
@@ -231,6 +232,14 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "log-rate",
+            None,
+            DEFAULT_LOG_RATE,
+            "Most lines a second about clients connecting and leaving; the "
+            "rest are counted and summed up once a second.  0 means no limit.",
+            _int,
+        ],
+        [
             "redis",
             None,
             None,
@@ -333,6 +342,8 @@ class Options(usage.Options):
             raise usage.UsageError("--max-per-ip must be 0 (no limit) or more")
         if self["presence-limit"] < 0:
             raise usage.UsageError("--presence-limit must be 0 or more")
+        if self["log-rate"] < 0:
+            raise usage.UsageError("--log-rate must be 0 or more")
         if not self["shutdown-grace"] >= 0:
             raise usage.UsageError("--shutdown-grace must be 0 or more")
         if self["node-timeout"] is None:
