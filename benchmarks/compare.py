@@ -72,7 +72,7 @@ def start(server, port, extra=(), floor=None):
     elif server == "twisted-chat":
         args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                 "-n", "--pidfile=", "chat", "--port",
-                "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,), "--rate", "0"]
+                "tcp:%d:interface=127.0.0.1:backlog=4096" % (port,), "--rate", "0"]
         args += list(extra)
         # A cluster node listens at once, but takes clients once in the room.
         ready = rb"joined the room" if extra else rb"starting on %d" % (port,)

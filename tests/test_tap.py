@@ -20,7 +20,7 @@ from tests.common import child_env, parse_frames
 from tests.loopback import TWISTD, LoopbackMixin
 
 DEFAULTS = {
-    "port": "tcp:56562:backlog=1024",
+    "port": "tcp:56562:backlog=4096",
     "heartbeat-interval": 10.0,
     "timeout": 30.0,
     "max-frame": 65536,
@@ -92,7 +92,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             dict(options),
             {
-                "port": "tcp:4000:backlog=1024",
+                "port": "tcp:4000:backlog=4096",
                 "heartbeat-interval": 0.5,
                 "timeout": 2.0,
                 "max-frame": 2048,

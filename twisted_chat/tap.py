@@ -27,8 +27,12 @@ from twisted_chat.server import (
 )
 
 
-#: The listen backlog for a bare --port number.
-LISTEN_BACKLOG = 1024
+#: The listen backlog for a bare --port number.  Linux caps it at
+#: net.core.somaxconn (4096 by default since 5.4).  At 5000 connections a
+#: second, 1024 overflowed while the server broadcast the joins of the
+#: first members, and a dropped SYN is retried only a second later
+#: (docs/performance.rst).
+LISTEN_BACKLOG = 4096
 
 
 def endpoint_description(value):
@@ -55,8 +59,8 @@ def endpoint_description(value):
 
 
 endpoint_description.coerceDoc = (
-    "A port number (TCP on every interface, backlog 1024), or a Twisted "
-    "server endpoint such as tcp:56562:interface=127.0.0.1:backlog=1024."
+    "A port number (TCP on every interface, backlog 4096), or a Twisted "
+    "server endpoint such as tcp:56562:interface=127.0.0.1:backlog=4096."
 )
 
 
