@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from twisted_chat.bench import chat_server_args
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = {
     "fanout": ["--connections", "100", "--senders", "10", "--inflight", "32",
@@ -70,10 +72,7 @@ def start(server, port, extra=(), floor=None):
         args = [floor, str(port)] + (["--no-coalesce"] if server == "c-naive" else [])
         ready = b"listening on %d" % (port,)
     elif server == "twisted-chat":
-        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                "-n", "--pidfile=", "chat", "--port",
-                "tcp:%d:interface=127.0.0.1:backlog=4096" % (port,), "--rate", "0"]
-        args += list(extra)
+        args = chat_server_args(port, ["--rate", "0"] + list(extra))
         # A cluster node listens at once, but takes clients once in the room.
         ready = rb"joined the room" if extra else rb"starting on %d" % (port,)
     else:

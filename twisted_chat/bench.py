@@ -35,6 +35,7 @@ from twisted.python import usage
 
 from twisted_chat import wire
 from twisted_chat.sendq import no_delay
+from twisted_chat.tap import LISTEN_BACKLOG
 
 #: Latency is recorded in microseconds, up to a minute.
 _HIGHEST_US = 60 * 1000 * 1000
@@ -77,19 +78,22 @@ def _text_fields(payload):
 
 #: How a message event's bytes start: compact JSON, or json.dumps' default.
 _MESSAGE_PREFIXES = (b'{"type":"message"', b'{"type": "message"')
-#: How the other events' bytes start (their seq is last too).
-_PRESENCE_PREFIXES = tuple(
+#: How any event's bytes start: a message, or join, leave and nick.
+_EVENT_PREFIXES = _MESSAGE_PREFIXES + tuple(
     prefix % (kind,)
     for kind in (b"join", b"leave", b"nick")
     for prefix in (b'{"type":"%s"', b'{"type": "%s"')
 )
 
 
-def _tail_seq(payload):
+def _tail_seq(data, start=0, stop=None):
     """
-    The seq of an event frame; the server writes it last.
+    The seq of the event frame payload C{data[start:stop]}; the server
+    writes it last.
     """
-    return int(payload[payload.rindex(b'"seq":') + 6 : -1])
+    if stop is None:
+        stop = len(data)
+    return int(data[data.rindex(b'"seq":', start, stop) + 6 : stop - 1])
 
 
 # The worker: connections, senders, measurements.
@@ -139,14 +143,12 @@ class LoadClient(Int32StringReceiver):
             stop = offset + 4 + length
             if stop > end:
                 break
-            if buffer.startswith(_MESSAGE_PREFIXES, offset + 4):
-                self._check_seq(int(buffer[buffer.rindex(b'"seq":', offset, stop) + 6 : stop - 1]))
-                if worker.measuring:
+            # Only an event's seq matters here, a join's too: a connect
+            # burst brings each of the first members up to a thousand.
+            if buffer.startswith(_EVENT_PREFIXES, offset + 4):
+                self._check_seq(_tail_seq(buffer, offset, stop))
+                if worker.measuring and buffer.startswith(_MESSAGE_PREFIXES, offset + 4):
                     worker.deliveries += 1
-            elif buffer.startswith(_PRESENCE_PREFIXES, offset + 4):
-                # A connect burst brings each of the first members up to a
-                # thousand joins: only their seq matters here.
-                self._check_seq(int(buffer[buffer.rindex(b'"seq":', offset, stop) + 6 : stop - 1]))
             else:
                 self.stringReceived(buffer[offset + 4 : stop])
             offset = stop
@@ -894,6 +896,17 @@ class ServerProcess(ProcessProtocol):
         self.ended.callback(None)
 
 
+def chat_server_args(port, options=()):
+    """
+    The command line that runs C{twistd -n chat}, with this Python, on
+    127.0.0.1:C{port} (and the plugin's listen backlog), with the given chat
+    C{options}.
+    """
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "--pidfile=", "chat", "--port",
+            "tcp:%d:interface=127.0.0.1:backlog=%d" % (port, LISTEN_BACKLOG)] + list(options)
+
+
 @defer.inlineCallbacks
 def start_chat_server(reactor, options, port=0):
     """
@@ -904,9 +917,7 @@ def start_chat_server(reactor, options, port=0):
         port number).
     """
     server = ServerProcess()
-    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "-n", "--pidfile=", "chat", "--port",
-            "tcp:%d:interface=127.0.0.1:backlog=1024" % (port,)] + list(options)
+    args = chat_server_args(port, options)
     process = reactor.spawnProcess(server, sys.executable, args, env=dict(os.environ))
     port = yield _with_timeout(reactor, server.port, 30, "starting the server")
     return process, server, port
