@@ -84,14 +84,22 @@ def check_hash(hashed):
     if not hashed.startswith(_SCRYPT_PREFIX):
         raise ValueError("not a scrypt ($scrypt$...) or bcrypt ($2b$...) hash")
     try:
-        params, salt, key = hashed[len(_SCRYPT_PREFIX):].split("$")
-        values = dict(item.split("=") for item in params.split(","))
-        ln, r, p = int(values["ln"]), int(values["r"]), int(values["p"])
-        _unb64(salt), _unb64(key)
+        ln, r, p, _, _ = _scrypt_parts(hashed)
     except (ValueError, KeyError):
         raise ValueError("a malformed scrypt hash") from None
     if not (1 <= ln <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
         raise ValueError("scrypt parameters out of range")
+
+
+def _scrypt_parts(hashed):
+    """
+    C{(ln, r, p, salt, key)} of a C{$scrypt$} hash.
+
+    @raise ValueError: or L{KeyError}, if it is malformed.
+    """
+    params, salt, key = hashed[len(_SCRYPT_PREFIX):].split("$")
+    values = dict(item.split("=") for item in params.split(","))
+    return int(values["ln"]), int(values["r"]), int(values["p"]), _unb64(salt), _unb64(key)
 
 
 def verify(password, hashed):
@@ -102,11 +110,8 @@ def verify(password, hashed):
         import bcrypt
 
         return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
-    params, salt, key = hashed[len(_SCRYPT_PREFIX):].split("$")
-    values = dict(item.split("=") for item in params.split(","))
-    computed = _scrypt(password, _unb64(salt), int(values["ln"]), int(values["r"]),
-                       int(values["p"]))
-    return hmac.compare_digest(computed, _unb64(key))
+    ln, r, p, salt, key = _scrypt_parts(hashed)
+    return hmac.compare_digest(_scrypt(password, salt, ln, r, p), key)
 
 
 #: What an unknown name is checked against, so that it takes as long as a
