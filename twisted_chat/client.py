@@ -49,10 +49,10 @@ PACE_MARGIN = 0.9
 #: below which it is read again.
 OUTBOX_HIGH = 1000
 OUTBOX_LOW = 100
-#: Reconnection backoff: the first delay, and the most, jitter included.
 #: Seconds to wait for a server's welcome, which a server sends at once: a
 #: server that says nothing is dead, or speaks something else (TLS).
 WELCOME_TIMEOUT = 10.0
+#: Reconnection backoff: the first delay, and the most, jitter included.
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
 

@@ -240,17 +240,15 @@ class ChatHub:
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
-        pending = self._pending
+        # Taken before delivering: a delivery can send a reply, which must
+        # not send these frames again.
+        frames, self._pending = self._pending, []
         caught_up, self._caught_up = self._caught_up, {}
         self._urgent = False
-        if not pending:
+        if not frames:
             return
-        first = self.seq - len(pending) + 1
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        # Emptied before delivering: a delivery can send a reply, which
-        # must not send these frames again.
-        frames = list(pending)
-        del pending[:]
+        first = self.seq - len(frames) + 1
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         failed = []
         delivered = 0
         for client in list(self._members.values()):

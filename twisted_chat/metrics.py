@@ -38,9 +38,10 @@ class Histogram:
         as Prometheus wants them.
         """
         total, pairs = 0, []
-        for bound, count in zip(list(self.bounds) + [float("inf")], self.counts):
+        for bound, count in zip(self.bounds, self.counts):
             total += count
-            pairs.append(("+Inf" if bound == float("inf") else repr(bound), total))
+            pairs.append((repr(bound), total))
+        pairs.append(("+Inf", total + self.counts[-1]))
         return pairs
 
 

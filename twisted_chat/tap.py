@@ -77,6 +77,7 @@ def _number(convert, kind):
 _float = _number(float, "a number")
 _int = _number(int, "a whole number")
 
+
 def _auth_file(value):
     from twisted_chat.accounts import AuthFile, AuthFileError
 
@@ -363,14 +364,12 @@ class Options(usage.Options):
         """
         The L{ServerSettings} these options describe.
         """
-        # Every setting is the option of the same name, with dashes.
-        values = {
-            field.name: self[field.name.replace("_", "-")]
-            for field in dataclasses.fields(ServerSettings)
-        }
+        # Every setting is the option of the same name, with dashes; flags
+        # count (0 or 1) where a setting is a bool.
+        values = {}
         for field in dataclasses.fields(ServerSettings):
-            if field.type in (bool, "bool"):
-                values[field.name] = bool(values[field.name])
+            value = self[field.name.replace("_", "-")]
+            values[field.name] = bool(value) if field.type in (bool, "bool") else value
         return ServerSettings(**values)
 
 
