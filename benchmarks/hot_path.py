@@ -1,15 +1,19 @@
 """
 The server's Python cost on its two hot paths, without the kernel: answering
-a heartbeat, and delivering a broadcast message to each member of a room.
+a heartbeat, and delivering a broadcast message to each member of a room;
+and the memory of the Python objects a quiet connection keeps.
 Connections are in-memory transports that count what they are given, so
 the numbers are the server's own work per frame and per recipient; the
-socket calls come on top (docs/performance.rst).
+socket calls, and the kernel's and Twisted's transport memory, come on top
+(docs/performance.rst).
 
 Usage: python benchmarks/hot_path.py [--members 1000] [--repeat 5]
 """
 
 import argparse
+import gc
 import time
+import tracemalloc
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -63,6 +67,31 @@ def connect(factory, count):
     return protocols
 
 
+def memory_per_connection(count=2000):
+    """
+    Bytes of Python objects the server keeps for each of C{count} quiet
+    connections (joined, in a room too large for presence), the in-memory
+    transports left out.
+    """
+    factory = ChatServerFactory(
+        clock=Clock(), rate=0, max_clients=count + 10, max_per_ip=count + 10,
+        presence_limit=0)
+    connect(factory, 10)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        protocols = connect(factory, count)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    mine = [tracemalloc.Filter(False, __file__)]
+    grown = after.filter_traces(mine).compare_to(before.filter_traces(mine), "filename")
+    del protocols
+    return sum(stat.size_diff for stat in grown) / count
+
+
 def best_of(repeat, run):
     best = None
     for _ in range(repeat):
@@ -100,6 +129,8 @@ def main():
     print("heartbeat answered:           %.2f us per frame" % best_of(args.repeat, heartbeats))
     print("message to %d members:      %.2f us per recipient" % (
         args.members, best_of(args.repeat, messages)))
+    print("quiet connection:             %.2f KiB of Python objects"
+          % (memory_per_connection() / 1024.0))
 
 
 if __name__ == "__main__":
