@@ -2,22 +2,27 @@
 Tests for L{twisted_chat.tap} and the twistd plugin.
 """
 
+import io
 import json
 import subprocess
 import sys
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.application.service import IServiceMaker
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
+from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_chat import tap
+from twisted_chat import tap, wire
+from twisted_chat.server import ServerSettings
 from tests.common import child_env, parse_frames
-from tests.loopback import TWISTD, LoopbackMixin
+from tests.loopback import TWISTD, LoopbackMixin, exit_status
 
 DEFAULTS = {
     "port": "tcp:56562:backlog=4096",
@@ -157,7 +162,9 @@ class OptionsTests(SynchronousTestCase):
         The send queue, rate and connection limits are checked.
         """
         self.assertUsageError(["--sendq-soft", "1000"], "must hold at least one frame")
-        self.assertUsageError(["--sendq", "256KiB"], "must be more than --sendq-soft")
+        self.assertUsageError(
+            ["--sendq", "256KiB", "--sendq-soft", "256KiB"], "must be more than --sendq-soft"
+        )
         self.assertUsageError(["--sendq", "lots"], "is not a size")
         self.assertUsageError(["--sendq", "1GB"], "is not a size")
         self.assertUsageError(["--rate", "-1"], "--rate must be 0")
@@ -175,7 +182,212 @@ class OptionsTests(SynchronousTestCase):
         """
         self.assertUsageError(["--max-frame", "100"], "--max-frame must be between")
         self.assertUsageError(["--max-frame", str(2**30)], "--max-frame must be between")
-        self.assertUsageError(["--max-text", "20000"], "needs --max-frame of at least")
+        self.assertUsageError(
+            ["--max-frame", "65536", "--max-text", "20000"], "needs --max-frame of at least"
+        )
+
+
+def limits(max_frame, max_text, sendq_soft=262144, sendq=1048576):
+    """
+    L{DEFAULTS} with these frame and send-queue limits.
+    """
+    return dict(
+        DEFAULTS,
+        **{"max-frame": max_frame, "max-text": max_text, "sendq-soft": sendq_soft, "sendq": sendq}
+    )
+
+
+# A limit given on the command line, or not (None).
+_given_sizes = st.none() | st.integers(min_value=-10, max_value=2**26)
+
+
+class FrameLimitTests(SynchronousTestCase):
+    """
+    --max-frame, --max-text, --sendq-soft and --sendq: a limit not given is
+    derived from the ones given; given limits that conflict are refused.
+    """
+
+    def assertUsageMessage(self, argv, message):
+        error = self.assertRaises(UsageError, parse, *argv)
+        self.assertEqual(str(error), message)
+
+    def test_nothing_given(self):
+        """
+        With none of them given, the defaults, and the same settings as
+        before: parsed or not.
+        """
+        self.assertEqual(dict(parse()), DEFAULTS)
+        self.assertEqual(parse().settings(), ServerSettings())
+        self.assertEqual(tap.Options().settings(), ServerSettings())
+
+    def test_max_frame_alone(self):
+        """
+        --max-frame alone lowers --max-text to what it carries, down to 128
+        characters at the smallest frame, and keeps the default where it
+        fits.
+        """
+        self.assertEqual(dict(parse("--max-frame", "1024")), limits(1024, 128))
+        self.assertEqual(dict(parse("--max-frame", "4096")), limits(4096, 640))
+        self.assertEqual(dict(parse("--max-frame", "24831")), limits(24831, 4095))
+        self.assertEqual(dict(parse("--max-frame", "24832")), limits(24832, 4096))
+        self.assertEqual(dict(parse("--max-frame", "65536")), DEFAULTS)
+        self.assertEqual(parse("--max-frame", "4096").settings().max_text, 640)
+
+    def test_max_frame_alone_raises_sendq(self):
+        """
+        --max-frame alone above --sendq-soft's default raises it to one
+        frame, and --sendq to four times that.
+        """
+        self.assertEqual(
+            dict(parse("--max-frame", "16777216")),
+            limits(16777216, 4096, 16777216, 67108864),
+        )
+        self.assertEqual(
+            dict(parse("--max-frame", "524288")), limits(524288, 4096, 524288, 1048576)
+        )
+
+    def test_max_text_alone(self):
+        """
+        --max-text alone raises --max-frame (and what holds a frame) as far
+        as it needs; the most is what 16 MiB carries.
+        """
+        self.assertEqual(dict(parse("--max-text", "100")), limits(65536, 100))
+        self.assertEqual(dict(parse("--max-text", "20000")), limits(120256, 20000, 262144))
+        self.assertEqual(
+            dict(parse("--max-text", "100000")), limits(600256, 100000, 600256)
+        )
+        self.assertUsageMessage(
+            ["--max-text", "2796161"],
+            "--max-text 2796161 is too long: the largest --max-frame (16777216) "
+            "carries 2796160 characters; lower --max-text",
+        )
+
+    def test_both_given_conflict(self):
+        """
+        --max-frame and --max-text that do not fit together are refused,
+        saying what to change.
+        """
+        self.assertUsageMessage(
+            ["--max-frame", "4096", "--max-text", "4096"],
+            "--max-text 4096 needs --max-frame of at least 24832; "
+            "raise --max-frame or lower --max-text",
+        )
+        self.assertUsageMessage(
+            ["--max-frame", "4096", "--max-text", "641"],
+            "--max-text 641 needs --max-frame of at least 4102; "
+            "raise --max-frame or lower --max-text",
+        )
+
+    def test_both_given_compatible(self):
+        """
+        --max-frame and --max-text that fit together are kept as given.
+        """
+        self.assertEqual(
+            dict(parse("--max-frame", "4096", "--max-text", "640")), limits(4096, 640)
+        )
+        self.assertEqual(
+            dict(parse("--max-frame", "1024", "--max-text", "1")), limits(1024, 1)
+        )
+        self.assertEqual(
+            dict(parse("--max-frame", "200000", "--max-text", "20000")),
+            limits(200000, 20000),
+        )
+
+    def test_sendq_soft(self):
+        """
+        --sendq-soft alone lowers --max-frame to one frame; with --max-frame
+        or --max-text that need more, it is refused, saying what to change.
+        """
+        self.assertEqual(
+            dict(parse("--sendq-soft", "32KiB")), limits(32768, 4096, 32768)
+        )
+        self.assertEqual(
+            dict(parse("--sendq-soft", "16KiB")), limits(16384, 2688, 16384)
+        )
+        self.assertUsageMessage(
+            ["--sendq-soft", "1000"],
+            "--sendq-soft (1000) must hold at least one frame of the smallest "
+            "--max-frame (1024); raise --sendq-soft",
+        )
+        self.assertUsageMessage(
+            ["--sendq-soft", "4096", "--max-frame", "8192"],
+            "--sendq-soft (4096) must hold at least one frame (--max-frame 8192); "
+            "raise --sendq-soft or lower --max-frame",
+        )
+        self.assertUsageMessage(
+            ["--sendq-soft", "16KiB", "--max-text", "4096"],
+            "--max-text 4096 needs frames of 24832 bytes, more than --sendq-soft "
+            "(16384); raise --sendq-soft or lower --max-text",
+        )
+
+    def test_sendq(self):
+        """
+        --sendq alone lowers --sendq-soft if that must (to a quarter of it,
+        but one frame at least); not over one frame, or a given --sendq-soft,
+        it is refused.
+        """
+        self.assertEqual(
+            dict(parse("--sendq", "256KiB")), limits(65536, 4096, 65536, 262144)
+        )
+        self.assertEqual(
+            dict(parse("--sendq", "512KiB")), limits(65536, 4096, 262144, 524288)
+        )
+        self.assertUsageMessage(
+            ["--sendq", "64KiB"],
+            "--sendq (65536) must be more than one frame (--max-frame 65536); "
+            "raise --sendq or lower --max-frame",
+        )
+        self.assertUsageMessage(
+            ["--sendq", "256KiB", "--sendq-soft", "256KiB"],
+            "--sendq (262144) must be more than --sendq-soft (262144); "
+            "raise --sendq or lower --sendq-soft",
+        )
+
+    @given(max_frame=st.integers(wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT))
+    def test_text_for_frame_is_largest(self, max_frame):
+        """
+        L{tap.text_for_frame} is the longest text any frame of that size
+        carries: one character more does not fit.
+        """
+        text = tap.text_for_frame(max_frame)
+        self.assertLessEqual(wire.max_frame_for_text(text), max_frame)
+        self.assertGreater(wire.max_frame_for_text(text + 1), max_frame)
+
+    @given(max_frame=st.integers(wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT))
+    def test_max_frame_alone_property(self, max_frame):
+        """
+        For any --max-frame alone, --max-text is the largest that fits, or
+        its default if that is smaller.
+        """
+        options = parse("--max-frame", str(max_frame))
+        largest = tap.text_for_frame(max_frame)
+        self.assertGreaterEqual(largest, 1)
+        self.assertEqual(options["max-text"], min(largest, wire.DEFAULT_MAX_TEXT))
+        self.assertLessEqual(wire.max_frame_for_text(options["max-text"]), max_frame)
+
+    @given(
+        max_frame=_given_sizes,
+        max_text=_given_sizes,
+        sendq_soft=_given_sizes,
+        sendq=_given_sizes,
+    )
+    def test_limits_fit_or_refused(self, max_frame, max_text, sendq_soft, sendq):
+        """
+        Whatever is given, L{tap.frame_limits} refuses it, or keeps every
+        given limit and returns four that fit together.
+        """
+        given = (max_frame, max_text, sendq_soft, sendq)
+        try:
+            result = tap.frame_limits(*given)
+        except UsageError:
+            return
+        for was, now in zip(given, result):
+            if was is not None:
+                self.assertEqual(now, was)
+        frame, text, soft, hard = result
+        self.assertTrue(wire.MIN_FRAME_LIMIT <= frame <= wire.MAX_FRAME_LIMIT)
+        self.assertTrue(1 <= text and wire.max_frame_for_text(text) <= frame)
+        self.assertTrue(frame <= soft < hard)
 
 
 class FailingReactor(MemoryReactorClock):

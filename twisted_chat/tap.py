@@ -113,6 +113,123 @@ def _size(value):
     return int(number) * _UNITS[unit]
 
 
+def text_for_frame(max_frame):
+    """
+    The longest C{--max-text} that C{max_frame} always carries: the inverse
+    of L{wire.max_frame_for_text}.
+
+    It searches over L{wire.max_frame_for_text} itself (which only has to
+    grow with its argument), so it stays exact if that formula changes.
+
+    @return: the largest C{t} with C{max_frame_for_text(t) <= max_frame},
+        or 0 if not even one character fits.
+    """
+    # Invariant: max_frame_for_text(low) <= max_frame, or low == 0;
+    # max_frame_for_text(high) > max_frame.  A character takes at least a
+    # byte, so max_frame + 1 characters never fit.
+    low, high = 0, max_frame + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if wire.max_frame_for_text(middle) <= max_frame:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def frame_limits(max_frame=None, max_text=None, sendq_soft=None, sendq=None):
+    """
+    Complete the frame and send-queue limits from those the user gave.
+
+    The four must fit together: C{max_frame} carries a message of
+    C{max_text} characters (L{wire.max_frame_for_text}), C{sendq_soft}
+    holds at least one frame, and C{sendq} is more than C{sendq_soft}.  A
+    limit not given (L{None}) starts at its default and moves only as far
+    as the given ones need: C{--max-frame 4096} alone lowers C{max_text} to
+    the 640 characters that fit, and C{--max-text 20000} alone raises
+    C{max_frame} to 120256.  Given limits that conflict are refused.
+
+    @return: C{(max_frame, max_text, sendq_soft, sendq)}.
+
+    @raise usage.UsageError: saying what to change.
+    """
+    if max_frame is not None and not (
+        wire.MIN_FRAME_LIMIT <= max_frame <= wire.MAX_FRAME_LIMIT
+    ):
+        raise usage.UsageError(
+            "--max-frame must be between %d and %d"
+            % (wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT)
+        )
+    if max_text is not None and max_text < 1:
+        raise usage.UsageError("--max-text must be at least 1")
+    needed = None if max_text is None else wire.max_frame_for_text(max_text)
+    if needed is not None and needed > wire.MAX_FRAME_LIMIT:
+        raise usage.UsageError(
+            "--max-text %d is too long: the largest --max-frame (%d) carries "
+            "%d characters; lower --max-text"
+            % (max_text, wire.MAX_FRAME_LIMIT, text_for_frame(wire.MAX_FRAME_LIMIT))
+        )
+
+    if max_frame is None:
+        max_frame = wire.DEFAULT_MAX_FRAME
+        if sendq_soft is not None:
+            if sendq_soft < wire.MIN_FRAME_LIMIT:
+                raise usage.UsageError(
+                    "--sendq-soft (%d) must hold at least one frame of the "
+                    "smallest --max-frame (%d); raise --sendq-soft"
+                    % (sendq_soft, wire.MIN_FRAME_LIMIT)
+                )
+            max_frame = min(max_frame, sendq_soft)
+        if needed is not None and needed > max_frame:
+            if sendq_soft is not None and needed > sendq_soft:
+                raise usage.UsageError(
+                    "--max-text %d needs frames of %d bytes, more than "
+                    "--sendq-soft (%d); raise --sendq-soft or lower --max-text"
+                    % (max_text, needed, sendq_soft)
+                )
+            max_frame = needed
+
+    if max_text is None:
+        max_text = min(wire.DEFAULT_MAX_TEXT, text_for_frame(max_frame))
+    elif needed > max_frame:
+        raise usage.UsageError(
+            "--max-text %d needs --max-frame of at least %d; raise "
+            "--max-frame or lower --max-text" % (max_text, needed)
+        )
+
+    if sendq_soft is None:
+        sendq_soft = max(wire.DEFAULT_SENDQ_SOFT, max_frame)
+        if sendq is not None and sendq_soft >= sendq:
+            # The defaults' ratio, but never less than one frame.
+            sendq_soft = max(max_frame, sendq // 4)
+            if sendq_soft >= sendq:
+                raise usage.UsageError(
+                    "--sendq (%d) must be more than one frame (--max-frame "
+                    "%d); raise --sendq or lower --max-frame" % (sendq, max_frame)
+                )
+    elif sendq_soft < max_frame:
+        raise usage.UsageError(
+            "--sendq-soft (%d) must hold at least one frame (--max-frame %d); "
+            "raise --sendq-soft or lower --max-frame" % (sendq_soft, max_frame)
+        )
+
+    if sendq is None:
+        sendq = wire.DEFAULT_SENDQ
+        if sendq <= sendq_soft:
+            sendq = 4 * sendq_soft
+    elif sendq <= sendq_soft:
+        raise usage.UsageError(
+            "--sendq (%d) must be more than --sendq-soft (%d); raise --sendq "
+            "or lower --sendq-soft" % (sendq, sendq_soft)
+        )
+    return max_frame, max_text, sendq_soft, sendq
+
+
+#: The options that L{frame_limits} completes; their table default is None,
+#: so that a value given on the command line can be told from a default.
+_FRAME_LIMITS = ("max-frame", "max-text", "sendq-soft", "sendq")
+
+
 def _require(option, extra, *modules):
     """
     @raise usage.UsageError: naming the extra to install, if C{option}
@@ -166,15 +283,20 @@ class Options(usage.Options):
         [
             "max-frame",
             None,
-            wire.DEFAULT_MAX_FRAME,
-            "Largest frame payload in bytes, in either direction.",
+            None,
+            "Largest frame payload in bytes, in either direction: %d to %d.  "
+            "Default %d, raised to what a given --max-text needs, or lowered "
+            "to a given --sendq-soft."
+            % (wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT, wire.DEFAULT_MAX_FRAME),
             _int,
         ],
         [
             "max-text",
             None,
-            wire.DEFAULT_MAX_TEXT,
-            "Longest chat message, in characters.",
+            None,
+            "Longest chat message, in characters.  Default %d, or as many as "
+            "--max-frame carries if fewer (about 6 bytes a character)."
+            % (wire.DEFAULT_MAX_TEXT,),
             _int,
         ],
         [
@@ -187,16 +309,18 @@ class Options(usage.Options):
         [
             "sendq-soft",
             None,
-            wire.DEFAULT_SENDQ_SOFT,
+            None,
             "Bytes waiting for a client after which it is sent no more events "
-            "until it catches up (accepts KiB and MiB).",
+            "until it catches up (accepts KiB and MiB).  Default 256KiB, or "
+            "one --max-frame if more.",
             _size,
         ],
         [
             "sendq",
             None,
-            wire.DEFAULT_SENDQ,
-            "Bytes waiting for a client after which it is dropped.",
+            None,
+            "Bytes waiting for a client after which it is dropped.  Default "
+            "1MiB, or 4 times --sendq-soft if that is not more.",
             _size,
         ],
         [
@@ -300,7 +424,9 @@ class Options(usage.Options):
 
     def postOptions(self):
         """
-        Check that the options make sense together.  (Twisted API.)
+        Check that the options make sense together, and complete the limits
+        that were not given from those that were (L{frame_limits}).
+        (Twisted API.)
         """
         interval = self["heartbeat-interval"]
         timeout = self["timeout"]
@@ -311,32 +437,9 @@ class Options(usage.Options):
                 "--timeout (%g) must be more than --heartbeat-interval (%g)"
                 % (timeout, interval)
             )
-        max_frame = self["max-frame"]
-        if not wire.MIN_FRAME_LIMIT <= max_frame <= wire.MAX_FRAME_LIMIT:
-            raise usage.UsageError(
-                "--max-frame must be between %d and %d"
-                % (wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT)
-            )
-        max_text = self["max-text"]
-        if max_text < 1:
-            raise usage.UsageError("--max-text must be at least 1")
-        if wire.max_frame_for_text(max_text) > max_frame:
-            raise usage.UsageError(
-                "--max-text %d needs --max-frame of at least %d"
-                % (max_text, wire.max_frame_for_text(max_text))
-            )
+        self.update(self._frame_limits())
         if self["backlog"] < 0:
             raise usage.UsageError("--backlog must be 0 or more")
-        if self["sendq-soft"] < max_frame:
-            raise usage.UsageError(
-                "--sendq-soft (%d) must hold at least one frame (--max-frame %d)"
-                % (self["sendq-soft"], max_frame)
-            )
-        if self["sendq"] <= self["sendq-soft"]:
-            raise usage.UsageError(
-                "--sendq (%d) must be more than --sendq-soft (%d)"
-                % (self["sendq"], self["sendq-soft"])
-            )
         if not self["rate"] >= 0:
             raise usage.UsageError("--rate must be 0 (no limit) or more")
         if self["burst"] < 1:
@@ -360,6 +463,13 @@ class Options(usage.Options):
         if self["redis"] is not None:
             _require("--redis", "cluster", "txredisapi", "hiredis")
 
+    def _frame_limits(self):
+        """
+        The frame and send-queue options, completed by L{frame_limits}.
+        """
+        values = frame_limits(*(self[name] for name in _FRAME_LIMITS))
+        return dict(zip(_FRAME_LIMITS, values))
+
     def settings(self):
         """
         The L{ServerSettings} these options describe.
@@ -367,8 +477,12 @@ class Options(usage.Options):
         # Every setting is the option of the same name, with dashes; flags
         # count (0 or 1) where a setting is a bool.
         values = {}
+        # Completed again (limits that fit are kept), so that an Options
+        # never parsed describes the defaults too.
+        limits = self._frame_limits()
         for field in dataclasses.fields(ServerSettings):
-            value = self[field.name.replace("_", "-")]
+            name = field.name.replace("_", "-")
+            value = limits[name] if name in limits else self[name]
             values[field.name] = bool(value) if field.type in (bool, "bool") else value
         return ServerSettings(**values)
 
