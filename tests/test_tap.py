@@ -390,6 +390,111 @@ class FrameLimitTests(SynchronousTestCase):
         self.assertTrue(frame <= soft < hard)
 
 
+class Twistd(usage.Options):
+    """
+    A command with C{chat} as its sub-command, as twistd has.
+    """
+
+    subCommands = [["chat", None, tap.Options, "The chat server."]]
+
+
+class UsageErrorTests(SynchronousTestCase):
+    """
+    Under twistd, a bad command line is one line on stderr, not twistd's
+    whole option list.
+    """
+
+    def run_twistd(self, *argv):
+        """
+        Parse C{argv} with L{Twistd}, collecting stdout and stderr.
+
+        @return: the L{SystemExit} raised, stdout and stderr.
+        """
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        error = self.assertRaises(SystemExit, Twistd().parseOptions, list(argv))
+        return error, out.getvalue(), err.getvalue()
+
+    def test_one_line(self):
+        """
+        A bad value, a conflict or an unknown option of ours exits with
+        status 2 and one line naming the error and --help.
+        """
+        for argv, message in [
+            (["--max-frame", "12"], "--max-frame must be between 1024 and 16777216"),
+            (
+                ["--max-frame", "4096", "--max-text", "4096"],
+                "--max-text 4096 needs --max-frame of at least 24832; "
+                "raise --max-frame or lower --max-text",
+            ),
+            (["--no-such-option"], "option --no-such-option not recognized"),
+        ]:
+            error, out, err = self.run_twistd("chat", *argv)
+            self.assertEqual(error.code, tap.USAGE_ERROR_STATUS)
+            self.assertEqual(out, "")
+            self.assertEqual(
+                err, "twistd chat: %s (see twistd chat --help)\n" % (message,)
+            )
+
+    def test_help(self):
+        """
+        C{twistd chat --help} still prints our whole help and exits 0.
+        """
+        error, out, err = self.run_twistd("chat", "--help")
+        self.assertIn(error.code, (None, 0))
+        self.assertEqual(err, "")
+        self.assertIn("Run a twisted-chat server.", out)
+        self.assertIn("--max-frame=", out)
+
+    def test_alone_raises(self):
+        """
+        Not as a sub-command, a bad command line raises L{UsageError} and
+        writes nothing.
+        """
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        self.assertRaises(UsageError, parse, "--max-frame", "12")
+        self.assertEqual(err.getvalue(), "")
+
+
+class TwistdUsageErrorTests(LoopbackMixin, TestCase):
+    """
+    A bad command line, in a real twistd.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_one_line_exit_2(self):
+        """
+        C{twistd -n chat --max-frame 12} prints one line on stderr, nothing
+        on stdout, and exits with status 2.
+        """
+        child = self.spawn(TWISTD + ["-n", "--pidfile=", "chat", "--max-frame", "12"])
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (tap.USAGE_ERROR_STATUS, None))
+        self.assertEqual(bytes(child.out), b"")
+        self.assertEqual(
+            bytes(child.err).splitlines(),
+            [
+                b"twistd chat: --max-frame must be between 1024 and 16777216 "
+                b"(see twistd chat --help)"
+            ],
+        )
+
+    @defer.inlineCallbacks
+    def test_help(self):
+        """
+        C{twistd chat --help} prints our help and exits 0.
+        """
+        child = self.spawn(TWISTD + ["chat", "--help"])
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (0, None))
+        self.assertIn(b"--max-frame=", bytes(child.out))
+        self.assertIn(b"Run a twisted-chat server.", bytes(child.out))
+
+
 class FailingReactor(MemoryReactorClock):
     """
     A reactor whose ports are all taken.

@@ -6,6 +6,7 @@ The twistd plugin's options and service: C{twistd -n chat --port 56562}.
 import dataclasses
 import importlib
 import signal
+import sys
 import threading
 
 from twisted.application import strports
@@ -111,6 +112,12 @@ def _size(value):
     if unit not in _UNITS or not number.strip().isdigit():
         raise ValueError("%r is not a size (such as 65536, 256KiB or 1MiB)" % (value,))
     return int(number) * _UNITS[unit]
+
+
+#: The exit status of a bad command line under twistd.  A failed start (a
+#: port that cannot be had) exits 1, so a supervisor can tell the two apart
+#: (systemd: RestartPreventExitStatus=2).
+USAGE_ERROR_STATUS = 2
 
 
 def text_for_frame(max_frame):
@@ -421,6 +428,27 @@ class Options(usage.Options):
             "trusted network or a TLS-terminating proxy only).",
         ],
     ]
+
+    def parseOptions(self, options=None):
+        """
+        Parse the command line.  (Twisted API.)
+
+        Alone (as tests and other programs use it), a bad command line
+        raises L{usage.UsageError}.  As twistd's sub-command, it ends the
+        program with one line on stderr and status L{USAGE_ERROR_STATUS}:
+        twistd would print its whole option list above the error instead.
+        C{--help} still prints this command's help.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            # usage.Options sets parent on the sub-command it parses.
+            if self.parent is None:
+                raise
+            command = "twistd %s" % (self.parent.subCommand,)
+            sys.stderr.write("%s: %s (see %s --help)\n" % (command, e, command))
+            sys.stderr.flush()
+            raise SystemExit(USAGE_ERROR_STATUS) from None
 
     def postOptions(self):
         """
