@@ -309,6 +309,118 @@ class HubTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
 
+class ExpectTests(SynchronousTestCase):
+    """
+    Events are kept for a welcomed connection until it joins or resumes,
+    whatever the backlog is (L{ChatHub.expect}).
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.hub = ChatHub(self.clock, backlog=2)
+        self.alice = FakeClient("alice")
+        self.hub.join(self.alice, 0)
+
+    def say(self, count):
+        for i in range(count):
+            self.hub.message(self.alice, "m%d" % (i,))
+
+    def test_kept_beyond_backlog(self):
+        """
+        Every event after the welcome's seq reaches the newcomer at its
+        join, however many more than the backlog there were, in order.
+        """
+        bob = FakeClient("bob")
+        welcome_seq = self.hub.expect(bob)
+        self.say(10)
+        self.hub.join(bob, welcome_seq)
+        seqs = [event["seq"] for event in bob.events()]
+        self.assertEqual(seqs, list(range(welcome_seq + 1, welcome_seq + 12)))
+        self.assertEqual(bob.behind, [])
+
+    def test_released_once_joined(self):
+        """
+        Once the newcomer has joined, the hub keeps only its backlog again.
+        """
+        bob = FakeClient("bob")
+        welcome_seq = self.hub.expect(bob)
+        self.say(10)
+        self.assertEqual(self.hub.oldest_seq, welcome_seq + 1)
+        self.hub.join(bob, welcome_seq)
+        self.say(1)
+        self.assertEqual(self.hub.oldest_seq, self.hub.seq - 1)
+
+    def test_released_when_it_leaves(self):
+        """
+        A connection that goes before joining holds nothing any more.
+        """
+        bob = FakeClient("bob")
+        self.hub.expect(bob)
+        self.say(10)
+        self.hub.leave(bob, wire.REASON_EOF)
+        self.assertEqual(self.hub.oldest_seq, self.hub.seq - 1)
+
+    def test_oldest_expected_governs(self):
+        """
+        With two connections waiting, events are kept from the older
+        welcome's seq, and the younger still gets all of its own once the
+        older has joined.
+        """
+        bob, carol = FakeClient("bob"), FakeClient("carol")
+        bob_seq = self.hub.expect(bob)
+        self.say(5)
+        carol_seq = self.hub.expect(carol)
+        self.say(5)
+        self.hub.join(bob, bob_seq)
+        self.say(5)
+        self.hub.join(carol, carol_seq)
+        seqs = [event["seq"] for event in carol.events()]
+        self.assertEqual(seqs, list(range(carol_seq + 1, self.hub.seq + 1)))
+
+    def test_hold_limit(self):
+        """
+        Past the hold limit the oldest kept events go, and the newcomer is
+        told at its join (as if it had lagged) instead of missing them
+        silently.
+        """
+        self.hub.hold_limit = 300
+        bob = FakeClient("bob")
+        welcome_seq = self.hub.expect(bob)
+        self.say(10)
+        self.hub.join(bob, welcome_seq)
+        self.assertEqual(bob.behind, [welcome_seq + 1])
+        self.assertEqual([event["type"] for event in bob.events()], ["join"])
+
+    def test_resume_first_kept(self):
+        """
+        A welcomed connection that resumes a session instead gets every
+        event after that session's last seq, the ones since its own welcome
+        included, however many.
+        """
+        bob = FakeClient("bob")
+        self.hub.join(bob, self.hub.seq)
+        self.hub.leave(bob, wire.REASON_RESET)
+        last_seen = self.hub.seq
+        new = FakeClient("guest-9")
+        self.hub.expect(new)
+        self.say(10)
+        self.assertEqual(self.hub.resume(new, bob.session, last_seen), 10)
+        seqs = [event["seq"] for event in new.events()]
+        self.assertEqual(seqs[:10], list(range(last_seen + 1, last_seen + 11)))
+        self.say(1)
+        self.assertEqual(self.hub.oldest_seq, self.hub.seq - 1)
+
+    def test_resume_ahead(self):
+        """
+        A last_seq ahead of the room is resume_failed, and says so.
+        """
+        error = self.assertRaises(
+            wire.ProtocolError, self.hub.resume, FakeClient("x"),
+            self.alice.session, self.hub.seq + 5)
+        self.assertEqual(error.code, wire.RESUME_FAILED)
+        self.assertIn("ahead of the room", error.message)
+
+
 class BatchTests(SynchronousTestCase):
     """
     Events broadcast in a batch go out together, once per member.

@@ -464,13 +464,16 @@ class ClusterHub(ChatHub):
         coalesce=False,
         node_timeout=wire.DEFAULT_TIMEOUT,
         prefix="twisted-chat:",
+        hold_limit=wire.DEFAULT_SENDQ,
     ):
         """
         @param redis: a L{RedisAddress}.
         @param node_timeout: seconds after its last refresh that a node's
             liveness key expires and the others take its users out.
         """
-        super().__init__(reactor, backlog, presence_limit=presence_limit, coalesce=coalesce)
+        super().__init__(
+            reactor, backlog, presence_limit=presence_limit, coalesce=coalesce,
+            hold_limit=hold_limit)
         self.reactor = reactor
         self.address = redis
         self.node_timeout = node_timeout
@@ -525,7 +528,7 @@ class ClusterHub(ChatHub):
         d = self._seed()
         if not self.ready:
             d.addCallback(lambda _: self.commands.eval(
-                LOAD, [self._keys["seq"], self._keys["stream"]], [self.backlog.maxlen or 1]))
+                LOAD, [self._keys["seq"], self._keys["stream"]], [self._maxlen]))
             d.addCallback(self._loaded)
         d.addCallback(lambda _: self._refresh())
         d.addErrback(self._setup_failed, protocol)
@@ -577,8 +580,7 @@ class ClusterHub(ChatHub):
             if _entry_seq(entry_id) != self.seq - len(kept) or payload is None:
                 break
             kept.append(wire.frame(payload))
-        self.backlog.clear()
-        self.backlog.extend(reversed(kept))
+        self.clear_backlog(reversed(kept))
         self.last_id = b"%d-0" % (self.seq,)
         self.ready = True
         self.log.info(
@@ -731,7 +733,7 @@ class ClusterHub(ChatHub):
                 "they lagged", first=self.seq + 1, last=seq - 1,
                 count=len(self._members))
             self.flush()
-            self.backlog.clear()
+            self.clear_backlog()
             for client in list(self._members.values()):
                 client.fell_behind(self.seq + 1)
         self.seq = seq
@@ -745,7 +747,7 @@ class ClusterHub(ChatHub):
 
     @property
     def _maxlen(self):
-        return self.backlog.maxlen or 1
+        return self.backlog_size or 1
 
     def _publish_keys(self, *more):
         keys = self._keys
@@ -839,32 +841,32 @@ class ClusterHub(ChatHub):
             # Its connection is on this node: as in one process.
             return ChatHub.resume(self, client, token, last_seq)
         self.flush()
-        if self.replay(last_seq) is None:
-            raise wire.ProtocolError(
-                wire.RESUME_FAILED, "event %d is no longer kept" % (last_seq + 1,),
-                oldest_seq=self.oldest_seq)
+        # Taken now: they may age out of the backlog while Redis answers.
+        frames = self.replay_for_resume(last_seq)
         guest = client.name
         d = self.commands.eval(
             RESUME, self._session_keys(client, token),
             [self._maxlen, self.presence_limit, self.node, token, guest, SESSION_TTL])
         d.addErrback(self._as_unavailable)
-        d.addCallback(self._resume_answered, client, token, last_seq)
+        d.addCallback(self._resume_answered, client, token, frames, self.seq)
         return d
 
-    def _resume_answered(self, result, client, token, last_seq):
+    def _resume_answered(self, result, client, token, frames, asked_at):
         if result[0] == 0:
             raise wire.ProtocolError(
                 wire.RESUME_FAILED, "unknown session", oldest_seq=self.oldest_seq)
-        # Events delivered while Redis answered are in the replay too.
+        # Events delivered while Redis answered follow; the connection has
+        # not joined, so they were kept for it (expect).
         self.flush()
-        frames = self.replay(last_seq)
-        if frames is None:
-            frames = []
-        self.stats.deliveries += _send_replay(client, frames)
+        later = self.replay(asked_at)
+        self.stats.deliveries += _send_replay(client, frames + (later or []))
+        self._forget_expected(client)
+        if later is None:
+            client.fell_behind(asked_at + 1)
         client.session = token
         client.name = result[1].decode()
         self._add(client)
-        return len(frames)
+        return len(frames) + len(later or [])
 
 
 class _ClusterService(MultiService):

@@ -10,7 +10,7 @@ is sent the same bytes.
 """
 
 from collections import OrderedDict, deque
-from itertools import islice
+from itertools import chain, islice
 
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
@@ -129,7 +129,11 @@ class ChatHub:
 
     @ivar seq: the C{seq} of the last broadcast event, 0 before the first.
     @ivar closing: set by L{close}; leaves are then no longer broadcast.
-    @ivar backlog: the frames of the last events, oldest first.
+    @ivar backlog: the frames of the last C{backlog_size} events, oldest
+        first.
+    @ivar backlog_size: how many events the backlog keeps for replay.
+    @ivar hold_limit: bytes of frames older than the backlog that the hub
+        may hold for connections that have not joined yet (L{expect}).
     @ivar presence_limit: join and leave are broadcast only while the room
         has at most this many members.
     """
@@ -144,6 +148,7 @@ class ChatHub:
         backlog=wire.DEFAULT_BACKLOG,
         presence_limit=wire.DEFAULT_PRESENCE_LIMIT,
         coalesce=False,
+        hold_limit=wire.DEFAULT_SENDQ,
     ):
         """
         @param clock: an L{IReactorTime}; message events carry its time.
@@ -151,6 +156,8 @@ class ChatHub:
         @param presence_limit: see L{presence_limit}.
         @param coalesce: gather events until the end of the reactor
             iteration (C{clock.callLater(0)}) before sending them.
+        @param hold_limit: see L{hold_limit}; the server passes its
+            C{sendq}, the most it holds for any one client.
         """
         self.clock = clock
         self.stats = Stats()
@@ -158,7 +165,17 @@ class ChatHub:
         self.closing = False
         self.presence_limit = presence_limit
         self.coalesce = coalesce
-        self.backlog = deque(maxlen=backlog)
+        self.backlog_size = backlog
+        self.hold_limit = hold_limit
+        self.backlog = deque()
+        # Frames that aged out of the backlog but are still owed to a
+        # connection that has not joined (oldest first), and their bytes.
+        self._held = deque()
+        self._held_bytes = 0
+        # Connections welcomed but not yet joined, each with the seq its
+        # welcome announced, in the order they came (so the first one is
+        # owed the oldest event).
+        self._expected = OrderedDict()
         # Frames broadcast but not yet sent to the members.
         self._pending = []
         # Whether a pending event must not wait (anything but presence).
@@ -264,10 +281,9 @@ class ChatHub:
     @property
     def oldest_seq(self):
         """
-        The seq of the oldest event still in the backlog (C{seq + 1} when
-        the backlog is empty).
+        The seq of the oldest event still kept (C{seq + 1} when none is).
         """
-        return self.seq - len(self.backlog) + 1
+        return self.seq - len(self.backlog) - len(self._held) + 1
 
     def new_guest_name(self):
         """
@@ -304,18 +320,65 @@ class ChatHub:
         if after_seq + 1 < oldest:
             return None
         start = after_seq + 1 - oldest
+        kept = chain(self._held, self.backlog) if self._held else self.backlog
         return [
             (oldest + start + i, data)
-            for i, data in enumerate(islice(self.backlog, start, None))
+            for i, data in enumerate(islice(kept, start, None))
         ]
+
+    def replay_for_resume(self, last_seq):
+        """
+        The events after C{last_seq}, for a resume.
+
+        @return: a list of (seq, frame) pairs.
+        @raise wire.ProtocolError: L{wire.RESUME_FAILED}, with
+            C{oldest_seq}, saying why they cannot be had: C{last_seq} is
+            ahead of the room, or the events after it are no longer kept.
+        """
+        frames = self.replay(last_seq)
+        if frames is not None:
+            return frames
+        if last_seq > self.seq:
+            message = "last_seq %d is ahead of the room, whose last event is %d" % (
+                last_seq, self.seq)
+        else:
+            message = "event %d is no longer kept" % (last_seq + 1,)
+        raise wire.ProtocolError(wire.RESUME_FAILED, message, oldest_seq=self.oldest_seq)
+
+    def expect(self, client):
+        """
+        C{client} has just been welcomed and will join or resume soon: keep
+        every event from now on for it until it does (L{join}, L{resume})
+        or leaves, however many there are, within L{hold_limit} bytes
+        beyond the backlog.
+
+        @return: the seq its welcome announces, the last event before it.
+        """
+        self._expected[client] = self.seq
+        return self.seq
+
+    def _forget_expected(self, client):
+        """
+        C{client} joined, resumed or left: stop holding events for it.
+        """
+        if self._expected.pop(client, None) is not None:
+            self._release_held()
 
     def _catch_up(self, client, after_seq):
         """
-        Send C{client} the events after C{after_seq} that it has not seen.
+        Send C{client} the events after C{after_seq}; if they are no longer
+        kept, tell it explicitly (as if it had lagged) instead of leaving a
+        silent gap.
 
         @return: how many were sent.
         """
-        frames = self.replay(after_seq) or []
+        frames = self.replay(after_seq)
+        if frames is None:
+            self.log.warn(
+                "{name} joins after event {seq}, which is no longer kept: it "
+                "is told it lagged", name=client.name, seq=after_seq + 1)
+            client.fell_behind(after_seq + 1)
+            return 0
         self.stats.deliveries += _send_replay(client, frames)
         # The replay reached the newest event, pending ones included.
         self._caught_up[client] = self.seq
@@ -326,10 +389,12 @@ class ChatHub:
         Add C{client}, under the name it carries, and broadcast C{join}.
 
         @param after_seq: the seq of the last event the client has seen (the
-            one its welcome announced); anything since is replayed first, so
-            it misses nothing between welcome and join.
+            one its welcome announced); every event since was kept for it
+            (L{expect}) and is sent first, so it misses nothing between
+            welcome and join.
         """
         self._catch_up(client, after_seq)
+        self._forget_expected(client)
         self._add(client)
         self._announce_join(client)
 
@@ -359,16 +424,13 @@ class ChatHub:
         """
         self.flush()
         session = self._sessions.get(token)
-        frames = None if session is None else self.replay(last_seq)
-        if frames is None:
+        if session is None:
             raise wire.ProtocolError(
-                wire.RESUME_FAILED,
-                "unknown session" if session is None else
-                "event %d is no longer kept" % (last_seq + 1,),
-                oldest_seq=self.oldest_seq,
-            )
+                wire.RESUME_FAILED, "unknown session", oldest_seq=self.oldest_seq)
+        frames = self.replay_for_resume(last_seq)
         old = session.client
         self.stats.deliveries += _send_replay(client, frames)
+        self._forget_expected(client)
         if old is client:
             return len(frames)
         client.session = token
@@ -401,6 +463,7 @@ class ChatHub:
         Does nothing if C{client} is not a member, so it is safe to call
         from every way a connection can end.
         """
+        self._forget_expected(client)
         if client not in self:
             return
         # Its connection is ending: what is pending is not sent to it.
@@ -435,7 +498,7 @@ class ChatHub:
         oldest = self.oldest_seq
         while self._ended:
             token, ended_seq = next(iter(self._ended.items()))
-            if ended_seq + 1 >= oldest and len(self._ended) <= len(self.backlog) + 1:
+            if ended_seq + 1 >= oldest and len(self._ended) <= self.backlog_size + 1:
                 break
             del self._ended[token]
             del self._sessions[token]
@@ -496,6 +559,44 @@ class ChatHub:
         self.flush()
         self.closing = True
 
+    def _age_out(self):
+        """
+        The oldest frame of the backlog leaves it: hold it if a connection
+        that has not joined yet is owed it, else let it go.
+        """
+        data = self.backlog.popleft()
+        seq = self.seq - len(self.backlog)
+        if self._expected and next(iter(self._expected.values())) < seq:
+            self._held.append(data)
+            self._held_bytes += len(data)
+            self._release_held()
+
+    def _release_held(self):
+        """
+        Let go of held frames that no expected connection is owed any
+        more, and of the oldest ones while they take more than
+        L{hold_limit} bytes (their connections will be told they lagged).
+        """
+        held = self._held
+        owed_from = (
+            next(iter(self._expected.values())) + 1 if self._expected else self.seq + 1
+        )
+        while held and (self.oldest_seq < owed_from or self._held_bytes > self.hold_limit):
+            self._held_bytes -= len(held.popleft())
+
+    def clear_backlog(self, frames=()):
+        """
+        Forget every kept event, and keep C{frames} instead: the frames of
+        the events up to C{seq}, oldest first (a cluster node loading the
+        room, or finding a hole in it).
+        """
+        self.backlog.clear()
+        self._held.clear()
+        self._held_bytes = 0
+        self.backlog.extend(frames)
+        while len(self.backlog) > self.backlog_size:
+            self.backlog.popleft()
+
     def _broadcast(self, event):
         """
         Give C{event} the next C{seq}, keep it, and send it to every member
@@ -517,7 +618,10 @@ class ChatHub:
             wait for others (see L{PRESENCE_DELAY}).
         """
         self.stats.events += 1
-        self.backlog.append(data)
+        backlog = self.backlog
+        backlog.append(data)
+        if len(backlog) > self.backlog_size:
+            self._age_out()
         self._pending.append(data)
         if urgent:
             self._urgent = True
