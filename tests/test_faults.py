@@ -176,10 +176,13 @@ class FaultTests(LoopbackMixin, TestCase):
         yield observer.transcript.wait_for("* guest-2 left (flood)")
         spam = [l for l in observer.transcript.lines if l.startswith("> guest-2: spam")]
         self.assertEqual(len(spam), 20)
-        # Refusals before the drop are rate_limited errors; the drop itself
-        # discards whatever was still queued for the flooder.
-        codes = {m.get("code") for m in flooder.messages if m["type"] == "error"}
-        self.assertTrue(codes <= {"rate_limited"}, codes)
+        # Refusals before the drop are rate_limited errors; the last frame
+        # says why it was dropped.
+        yield flooder.lost
+        errors = [m["code"] for m in flooder.messages if m["type"] == "error"]
+        self.assertEqual(set(errors[:-1]), {"rate_limited"})
+        self.assertEqual(errors[-1], "flooding")
+        self.assertEqual(flooder.messages[-1]["code"], "flooding")
         observer.line_received("still fine")
         yield observer.transcript.wait_for("> guest-1: still fine")
 

@@ -131,10 +131,46 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
 
     def test_future_seq(self):
         """
-        A last_seq the server never reached cannot be resumed.
+        A last_seq the server never reached cannot be resumed, and the error
+        says that, not that events were dropped.
         """
-        _, transport = self.resume(last_seq=self.factory.hub.seq + 1)
-        self.assertEqual(self.received(transport)[0]["code"], "resume_failed")
+        seq = self.factory.hub.seq
+        _, transport = self.resume(last_seq=seq + 413)
+        error = self.received(transport)[0]
+        self.assertEqual(error["code"], "resume_failed")
+        self.assertEqual(
+            error["message"],
+            "last_seq %d is ahead of the room, whose last event is %d" % (seq + 413, seq))
+
+    def test_burst_beyond_backlog_before_resume(self):
+        """
+        A resume as the first frame replays every event after its last_seq,
+        those broadcast after the new connection's welcome included, even
+        when they are more than the backlog holds.
+        """
+        self.factory = self.make_factory(backlog=4)
+        (old, _), (other, _) = self.connect_many(2)
+        last_seen = self.factory.hub.seq
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        for i in range(12):
+            self.send(other, type="message", text=str(i))
+        self.send(protocol, type="resume", session=old.session, last_seq=last_seen)
+        messages = self.received(transport)
+        self.assertEqual([m["seq"] for m in messages[:-1]],
+                         list(range(last_seen + 1, last_seen + 13)))
+        self.assertEqual(messages[-1]["replayed"], 12)
+
+    def test_own_session_replays_nothing_sent(self):
+        """
+        A connection that resumes its own session while keeping up is sent
+        nothing again, whatever last_seq it gives: never the same event
+        twice.
+        """
+        self.bob_t.clear()
+        self.send(self.bob, type="resume", session=self.bob.session, last_seq=1)
+        self.assertEqual(
+            self.received(self.bob_t), [{"type": "resumed", "replayed": 0, "name": "guest-2"}])
 
     def test_nothing_missed(self):
         """
@@ -248,6 +284,22 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         self.talk(1)
         self.assertEqual(self.received(self.reader_t)[0]["seq"], self.factory.hub.seq)
 
+    def test_resume_from_earlier_replays_only_unsent(self):
+        """
+        A lagged client that resumes from before what it was sent gets only
+        the events it was not sent, from missed_from on: what was queued for
+        it still arrives once, ahead of the replay.
+        """
+        self.talk(100)
+        self.reader_t.producer.resumeProducing()
+        messages = self.received(self.reader_t)
+        missed_from = messages[-1]["missed_from"]
+        self.send(self.reader, type="resume", session=self.reader.session, last_seq=2)
+        replay = self.received(self.reader_t)
+        self.assertEqual([m["seq"] for m in replay[:-1]],
+                         list(range(missed_from, self.factory.hub.seq + 1)))
+        self.assertEqual(replay[-1]["replayed"], self.factory.hub.seq - missed_from + 1)
+
     def test_hard_limit(self):
         """
         Replies pile up too (a client asking without reading); past the hard
@@ -338,6 +390,26 @@ class FloodTests(ServerMixin, SynchronousTestCase):
         A client still over the limit after 3 x burst refused frames is
         dropped with reason flood.
         """
+        self.say(20 + 3 * 20)
+        last = self.received(self.alice_t)[-1]
+        self.assertEqual(last["type"], "error")
+        self.assertEqual(last["code"], "flooding")
+        self.assertIn("60 frames in a row", last["message"])
+        # Its socket took the frame, so the connection is closed after it,
+        # not aborted; and nothing it sends any more is read.
+        self.assertTrue(self.alice_t.disconnecting)
+        self.assertFalse(self.alice_t.disconnected)
+        self.say(1)
+        self.assertEqual(self.received(self.alice_t), [])
+        self.lose(self.alice)
+        self.assertEqual(self.received(self.bob_t)[-1]["reason"], "flood")
+
+    def test_flood_dropped_not_reading(self):
+        """
+        A flooder whose socket cannot take the last error frame (it does not
+        read) is aborted at once, with reason flood.
+        """
+        self.alice.sendq.pauseProducing()
         self.say(20 + 3 * 20)
         self.assertTrue(self.alice_t.disconnected)
         self.lose(self.alice, ConnectionAborted)

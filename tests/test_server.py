@@ -45,6 +45,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
                 "sendq": 1048576,
                 "rate": {"burst": 20, "per_second": 5.0},
                 "presence": True,
+                "resume_window": 1.0,
             },
         )
         self.assertIsInstance(session, str)
@@ -105,6 +106,45 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
             [(m["type"], m.get("seq")) for m in messages],
             [("welcome", 1), ("message", 2), ("message", 3), ("join", 4), ("heartbeat_ack", None)],
         )
+
+    def test_burst_beyond_backlog_while_pending(self):
+        """
+        More events than the backlog holds, broadcast while a client is
+        pending, all reach it in order when it joins: its stream has no gap
+        after its welcome's seq, whatever --backlog is.
+        """
+        self.factory = self.make_factory(backlog=8)
+        (member, _), = self.connect_many(1)
+        protocol, transport = self.connect(join=False)
+        for i in range(18):
+            self.send(member, type="message", text="m%d" % (i,))
+        self.clock.advance(self.factory.join_hold)
+        messages = self.received(transport)
+        welcome_seq = messages[0]["seq"]
+        self.assertEqual(
+            [m.get("seq") for m in messages[1:]],
+            list(range(welcome_seq + 1, welcome_seq + 20)),
+        )
+        self.assertEqual(
+            [m.get("text") for m in messages[1:19]], ["m%d" % (i,) for i in range(18)])
+        self.assertEqual(messages[-1], {"type": "join", "seq": welcome_seq + 19,
+                                        "name": protocol.name})
+
+    def test_too_much_while_pending_is_told(self):
+        """
+        If what a pending client is owed outgrows what the server holds for
+        one client (--sendq), it is told it lagged, from the first event it
+        was not sent: never a silent gap.
+        """
+        self.factory = self.make_factory(backlog=2)
+        self.factory.hub.hold_limit = 500
+        (member, _), = self.connect_many(1)
+        protocol, transport = self.connect(join=False)
+        for i in range(18):
+            self.send(member, type="message", text="m%d" % (i,))
+        self.send(protocol, type="heartbeat")
+        welcome, lagged = self.received(transport)[:2]
+        self.assertEqual(lagged, {"type": "lagged", "missed_from": welcome["seq"] + 1})
 
     def test_pending_leaves_silently(self):
         """
@@ -280,11 +320,38 @@ class MessageTests(ServerMixin, SynchronousTestCase):
         """
         An invalid or reserved name is bad_nick, for the sender only.
         """
-        for name in ["guest-5", "has space", "", "x" * 33, None]:
+        for name in ["guest-5", "has space", "", "x" * 33]:
             self.send(self.alice, type="nick", name=name)
             (error,) = self.received(self.alice_t)
             self.assertEqual(error["code"], "bad_nick", name)
         self.assertEqual(self.received(self.bob_t), [])
+
+    def test_nick_not_a_string(self):
+        """
+        A missing or non-string name is a malformed frame (bad_frame), as
+        for every member of the wrong type; bad_nick is for names.
+        """
+        for message in [{}, {"name": None}, {"name": 5}, {"name": ["x"]}]:
+            self.send(self.alice, type="nick", **message)
+            (error,) = self.received(self.alice_t)
+            self.assertEqual(error["code"], "bad_frame", message)
+        self.assertEqual(self.received(self.bob_t), [])
+
+    def test_nick_to_own_name(self):
+        """
+        A rename to the name the client already has does nothing: no event,
+        no seq used, no error.
+        """
+        self.send(self.alice, type="nick", name="alice")
+        self.received(self.alice_t)
+        seq = self.factory.hub.seq
+        self.send(self.alice, type="nick", name="alice")
+        self.assertEqual(self.received(self.alice_t), [])
+        self.assertEqual(self.factory.hub.seq, seq)
+        # Another case is another name, and is announced.
+        self.send(self.alice, type="nick", name="Alice")
+        (nick,) = self.received(self.alice_t)
+        self.assertEqual((nick["old"], nick["new"], nick["seq"]), ("alice", "Alice", seq + 1))
 
     def test_nick_taken(self):
         """
@@ -340,6 +407,105 @@ class MessageTests(ServerMixin, SynchronousTestCase):
         self.alice.dataReceived(
             frame(type="quit") + frame(type="message", text="ghost")
         )
+        self.assertEqual(self.received(self.bob_t), [])
+
+
+class RequestIdTests(ServerMixin, SynchronousTestCase):
+    """
+    A client frame may carry an "id"; the direct reply or error to it
+    echoes it, and broadcasts do not carry it.
+    """
+
+    def setUp(self):
+        super().setUp()
+        ((self.alice, self.alice_t), (self.bob, self.bob_t)) = self.connect_many(2)
+
+    def test_heartbeat_ack(self):
+        """
+        heartbeat_ack echoes the id, after ts and now.
+        """
+        self.clock.advance(5)
+        self.send(self.alice, type="heartbeat", ts=1.5, id="hb-1")
+        (ack,) = self.received(self.alice_t)
+        self.assertEqual(ack, {"type": "heartbeat_ack", "ts": 1.5, "now": 5.0, "id": "hb-1"})
+        self.send(self.alice, type="heartbeat", id=7)
+        (ack,) = self.received(self.alice_t)
+        self.assertEqual(ack, {"type": "heartbeat_ack", "now": 5.0, "id": 7})
+
+    def test_error(self):
+        """
+        An error echoes the id of the frame it refuses, so that two requests
+        of one kind can be told apart.
+        """
+        self.send(self.alice, type="nick", name="Taken", id="first")
+        self.send(self.bob, type="nick", name="taken", id="second")
+        self.send(self.bob, type="nick", name="free", id="third")
+        error, nick = self.received(self.bob_t)[1:]
+        self.assertEqual((error["code"], error["id"]), ("nick_taken", "second"))
+        self.assertEqual(nick, {"type": "nick", "seq": 4, "old": "guest-2", "new": "free"})
+
+    def test_unknown_type(self):
+        """
+        Even a frame of an unknown type gets its id back with the error.
+        """
+        self.send(self.alice, type="dance", id=3)
+        (error,) = self.received(self.alice_t)
+        self.assertEqual((error["code"], error["id"]), ("unknown_type", 3))
+
+    def test_who_pages(self):
+        """
+        Every page of a who answer carries the id.
+        """
+        self.factory = self.make_factory(max_frame=1024, max_text=100)
+        pairs = self.connect_many(150)
+        protocol, transport = pairs[0]
+        request_id = "\u2603" * 64
+        protocol.dataReceived(wire.frame(wire.encode({"type": "who", "id": request_id})))
+        data = transport.value()
+        pages = self.received(transport)
+        self.assertGreater(len(pages), 1)
+        self.assertEqual({page["id"] for page in pages}, {request_id})
+        self.assertEqual(sum(len(page["names"]) for page in pages), 150)
+        while data:
+            (length,) = wire.PREFIX.unpack_from(data)
+            self.assertLessEqual(length, 1024)
+            data = data[4 + length:]
+
+    def test_resumed(self):
+        """
+        resumed echoes the id of the resume.
+        """
+        self.send(self.alice, type="resume", session=self.alice.session,
+                  last_seq=self.factory.hub.seq, id="r")
+        (resumed,) = self.received(self.alice_t)
+        self.assertEqual(resumed["id"], "r")
+
+    def test_rate_limited(self):
+        """
+        A refusal by flood control echoes the id too.
+        """
+        for i in range(21):
+            self.send(self.alice, type="message", text="x", id=i)
+        errors = [m for m in self.received(self.alice_t) if m["type"] == "error"]
+        self.assertEqual([(e["code"], e["id"]) for e in errors], [("rate_limited", 20)])
+
+    def test_not_in_broadcasts(self):
+        """
+        A message's id is not in the event everyone receives.
+        """
+        self.send(self.alice, type="message", text="hi", id="m")
+        (event,) = self.received(self.bob_t)
+        self.assertNotIn("id", event)
+
+    def test_bad_id(self):
+        """
+        An id that is neither a short string nor a whole number is
+        bad_frame, without an echo, and the frame is not acted on.
+        """
+        self.send(self.alice, type="message", text="hi", id=[1])
+        (error,) = self.received(self.alice_t)
+        self.assertEqual(error["code"], "bad_frame")
+        self.assertNotIn("id", error)
         self.assertEqual(self.received(self.bob_t), [])
 
 

@@ -114,6 +114,75 @@ class DecodeTests(SynchronousTestCase):
         self.assertBadFrame(b'{"type":"x","a":' + b"9" * 5000 + b"}")
 
 
+class DuplicateMemberTests(SynchronousTestCase):
+    """
+    A JSON object that names a member twice is refused, at any depth:
+    parsers differ on which of the two they keep.
+    """
+
+    def test_top_level(self):
+        """
+        {"type":"x","type":"who"} is a bad frame, not a who.
+        """
+        error = self.assertRaises(
+            ProtocolError, wire.decode, b'{"type":"x","type":"who"}')
+        self.assertEqual(error.code, wire.BAD_FRAME)
+        self.assertEqual(error.message, "member 'type' appears twice")
+
+    def test_nested(self):
+        """
+        A duplicate inside a nested object is refused too.
+        """
+        error = self.assertRaises(
+            ProtocolError, wire.decode, b'{"type":"x","a":{"b":1,"c":2,"b":3}}')
+        self.assertEqual(error.message, "member 'b' appears twice")
+
+    def test_escaped_spelling(self):
+        """
+        A member spelled with escapes is the same member.
+        """
+        self.assertRaises(ProtocolError, wire.decode, b'{"type":"x","\\u0074ype":"who"}')
+
+    def test_quoted_back_safely(self):
+        """
+        The duplicated name is quoted back escaped and shortened.
+        """
+        name = "\x1b[2J" + "x" * 100
+        payload = ('{"type":"x","%s":1,"%s":2}' % (name, name)).encode()
+        payload = payload.replace(b"\x1b", b"\\u001b")
+        error = self.assertRaises(ProtocolError, wire.decode, payload)
+        self.assertNotIn("\x1b", error.message)
+        self.assertLess(len(error.message), 60)
+
+
+class RequestIdTests(SynchronousTestCase):
+    """
+    L{wire.check_request_id}: the optional "id" of a client frame.
+    """
+
+    def test_absent(self):
+        """
+        No id is None.
+        """
+        self.assertIsNone(wire.check_request_id({"type": "who"}))
+
+    def test_valid(self):
+        """
+        Strings of up to 64 characters and whole numbers JSON can carry
+        exactly are ids.
+        """
+        for value in ["", "a", "x" * 64, 0, -5, 2**53 - 1, -(2**53 - 1)]:
+            self.assertEqual(wire.check_request_id({"id": value}), value)
+
+    def test_invalid(self):
+        """
+        Anything else is bad_frame.
+        """
+        for value in ["x" * 65, 2**53, 1.5, True, [], {}, "\ud800"]:
+            error = self.assertRaises(ProtocolError, wire.check_request_id, {"id": value})
+            self.assertEqual(error.code, wire.BAD_FRAME, value)
+
+
 class CheckTextTests(SynchronousTestCase):
     """
     L{wire.check_text}.

@@ -102,13 +102,15 @@ def format_peer(address):
     return "%s:%d" % (host, port)
 
 
-def paginate_names(names, max_frame):
+def paginate_names(names, max_frame, reserved=0):
     """
     Split C{names} into lists whose who frames each fit in C{max_frame}.
 
+    @param reserved: bytes the frames need for other members (an echoed
+        C{id}).
     @return: a non-empty list of lists of names.
     """
-    budget = max_frame - _WHO_OVERHEAD
+    budget = max_frame - _WHO_OVERHEAD - reserved
     pages, page, size = [], [], 0
     for name in names:
         cost = len(name) + 3  # the quotes and a comma
@@ -119,6 +121,38 @@ def paginate_names(names, max_frame):
         size += cost
     pages.append(page)
     return pages
+
+
+def _id_field(request_id):
+    """
+    The members a direct reply adds to echo a request's C{id}: none if it
+    had none.
+    """
+    return {} if request_id is None else {"id": request_id}
+
+
+def _echoable_id(message):
+    """
+    The C{id} of a decoded frame that is being refused, if it is one that
+    can be echoed.
+    """
+    if message is None:
+        return None
+    try:
+        return wire.check_request_id(message)
+    except wire.ProtocolError:
+        return None
+
+
+def _peek_id(payload):
+    """
+    The C{id} of a frame not otherwise decoded (it is being refused), if it
+    has a valid one.
+    """
+    try:
+        return _echoable_id(wire.decode(payload))
+    except wire.ProtocolError:
+        return None
 
 
 def _check_resume(message):
@@ -229,7 +263,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         )
         self.name = hub.new_guest_name()
         self.session = factory.new_session_token()
-        self._welcome_seq = hub.seq
+        # Every event from here on is kept for this connection until it
+        # joins or resumes, whatever --backlog is.
+        self._welcome_seq = hub.expect(self)
         self.send(
             "welcome",
             protocol=wire.PROTOCOL_VERSION,
@@ -238,12 +274,13 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             timeout=settings.timeout,
             max_frame=settings.max_frame,
             max_text=settings.max_text,
-            seq=hub.seq,
+            seq=self._welcome_seq,
             session=self.session,
             backlog=settings.backlog,
             sendq=settings.sendq,
             rate={"burst": settings.burst, "per_second": settings.rate},
             presence=hub.room_size < settings.presence_limit,
+            resume_window=factory.join_hold,
             **({} if factory.portal is None else {"login": True}),
         )
         if factory.portal is None:
@@ -320,8 +357,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     #   quit      {message?}           -> the server closes; leave "quit"
     #   resume    {session, last_seq}  -> replayed events, then resumed
     #                                     {replayed, name} to the sender
+    #   login     {name, password}     -> logged_in {name} (with accounts)
     #
     # A ProtocolError from a handler becomes an error frame for the sender.
+    # Any frame may carry an "id", which its direct reply or error echoes.
     _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit", "resume", "login"])
 
     def stringReceived(self, payload):
@@ -336,10 +375,12 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         stats.frames_in += 1
         stats.bytes_in += len(payload) + 4
         self._last_frame = self.factory.clock.seconds()
-        if not self._admit_frame(self._frames):
+        if not self._admit_frame(self._frames, payload):
             return
+        message = None
         try:
             message = wire.decode(payload)
+            request_id = wire.check_request_id(message)
             kind = message["type"]
             if kind not in self._HANDLED:
                 raise wire.ProtocolError(
@@ -348,45 +389,71 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 )
         except wire.ProtocolError as e:
             self._join()
-            self.send_error(e)
+            self.send_error(e, _echoable_id(message))
             return
         if not self.joined and self.factory.portal is not None:
-            self._before_login(kind, message)
+            self._before_login(kind, message, request_id)
             return
         if kind == "resume" and not self.joined:
-            self._resume_first(message)
+            self._resume_first(message, request_id)
             return
         self._join()
-        if kind == "message" and not self._admit_frame(self._messages):
+        if kind == "message" and not self._admit_frame(self._messages, request_id=request_id):
             return
         self._rejected = 0
         try:
-            getattr(self, "handle_" + kind)(message)
+            getattr(self, "handle_" + kind)(message, request_id)
         except wire.ProtocolError as e:
-            self.send_error(e)
+            self.send_error(e, request_id)
 
-    def _admit_frame(self, bucket):
+    def _admit_frame(self, bucket, payload=None, request_id=None):
         """
         Take a token from C{bucket}; refuse the frame if there is none, and
-        drop a client that keeps flooding.
+        drop a client that keeps flooding, telling it why.
+
+        @param payload: the frame, not yet decoded, if its C{id} (for the
+            refusal to echo) must be read from it.
         """
         delay = bucket.take()
         if not delay:
             return True
         self.factory.stats.rate_limited += 1
         self._rejected += 1
-        if self._rejected >= wire.FLOOD_FACTOR * self.factory.settings.burst:
+        if payload is not None:
+            request_id = _peek_id(payload)
+        limit = wire.FLOOD_FACTOR * self.factory.settings.burst
+        if self._rejected >= limit:
             self._log("dropped for flooding")
-            self.abort(wire.REASON_FLOOD)
+            self._drop_flooder(limit, request_id)
         else:
             self.send_error(
                 wire.ProtocolError(
                     wire.RATE_LIMITED,
                     "too fast, slow down",
                     retry_after=round(delay, 3),
-                )
+                ),
+                request_id,
             )
         return False
+
+    def _drop_flooder(self, refused, request_id):
+        """
+        Drop a client that kept sending after C{refused} refusals in a row:
+        its last frame says why, after what was queued for it, if its
+        socket can take them now; otherwise the connection is aborted at
+        once, for a flooder that does not read must not cost more.
+        """
+        self.send_error(
+            wire.ProtocolError(
+                wire.FLOODING,
+                "dropped for flooding: %d frames in a row were refused" % (refused,),
+            ),
+            request_id,
+        )
+        if self.sendq.size:
+            self.abort(wire.REASON_FLOOD)
+        else:
+            self.close(wire.REASON_FLOOD)
 
     def _join(self):
         """
@@ -402,25 +469,25 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     # Accounts (--auth-file).
 
-    def _before_login(self, kind, message):
+    def _before_login(self, kind, message, request_id):
         """
         With accounts, a connection must log in (or resume a session that
         did) before anything else.
         """
         if kind == "login":
             try:
-                self._login(message)
+                self._login(message, request_id)
             except wire.ProtocolError as e:
-                self.send_error(e)
+                self.send_error(e, request_id)
         elif kind == "resume":
-            self._resume_first(message)
+            self._resume_first(message, request_id)
         elif kind == "quit":
-            self.handle_quit(message)
+            self.handle_quit(message, request_id)
         else:
-            self.send_error(wire.ProtocolError(wire.AUTH_FAILED, "log in first"))
+            self.send_error(wire.ProtocolError(wire.AUTH_FAILED, "log in first"), request_id)
             self.close(wire.REASON_ERROR)
 
-    def _login(self, message):
+    def _login(self, message, request_id):
         name, password = message.get("name"), message.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or not (
             0 < len(password) <= wire.PASSWORD_MAX
@@ -435,7 +502,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._log("tried to log in without TLS")
             self.send_error(wire.ProtocolError(
                 wire.AUTH_FAILED,
-                "log in over TLS (this server does not allow passwords in the clear)"))
+                "log in over TLS (this server does not allow passwords in the clear)"),
+                request_id)
             self.close(wire.REASON_ERROR)
             return
         host = getattr(self.transport.getPeer(), "host", self.peer)
@@ -447,32 +515,35 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 retry_after=round(delay, 3))
         self._logging_in = True
         d = accounts.login(factory.portal, name, password)
-        d.addCallbacks(self._logged_in, self._login_failed, errbackArgs=(name,))
+        d.addCallbacks(
+            self._logged_in, self._login_failed,
+            callbackArgs=(request_id,), errbackArgs=(name, request_id))
         d.addErrback(lambda failure: self.log.failure("login", failure))
 
-    def _logged_in(self, name):
+    def _logged_in(self, name, request_id):
         self._logging_in = False
         if self._closing:
             return
         if self.factory.hub.holds(name):
             self._log("logged in as {account}, who is already here", account=name)
             self.send_error(wire.ProtocolError(
-                wire.NICK_TAKEN, "%s is already logged in" % (name,)))
+                wire.NICK_TAKEN, "%s is already logged in" % (name,)), request_id)
             return
         self._log("logged in as {account}", account=name)
         self._account = self.name = name
-        self.send("logged_in", name=name)
+        self.send("logged_in", name=name, **_id_field(request_id))
         self._join()
 
-    def _login_failed(self, failure, name):
+    def _login_failed(self, failure, name, request_id):
         self._logging_in = False
         failure.trap(UnauthorizedLogin)
         if self._closing:
             return
         self._log("failed to log in as {account}", account=wire.sanitize(name[:wire.NAME_MAX]))
-        self.send_error(wire.ProtocolError(wire.AUTH_FAILED, "wrong name or password"))
+        self.send_error(
+            wire.ProtocolError(wire.AUTH_FAILED, "wrong name or password"), request_id)
 
-    def handle_login(self, message):
+    def handle_login(self, message, request_id):
         """
         A login after joining: too late (and without accounts, unknown).
         """
@@ -480,7 +551,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             raise wire.ProtocolError(wire.UNKNOWN_TYPE, "this server has no accounts")
         raise wire.ProtocolError(wire.BAD_FRAME, "already logged in")
 
-    def _resume_first(self, message):
+    def _resume_first(self, message, request_id):
         """
         A resume as the first frame: continue the old session, or, if that
         cannot be done, join as the new session the welcome announced.
@@ -489,7 +560,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             token, last_seq = _check_resume(message)
             replayed = self.factory.hub.resume(self, token, last_seq)
         except wire.ProtocolError as e:
-            self.send_error(e)
+            self.send_error(e, request_id)
             self._join()
             return
         self.joined = True
@@ -497,41 +568,49 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if isinstance(replayed, defer.Deferred):
             # A cluster asks Redis first; meanwhile the connection is in no
             # room, and a failure joins it as its new session.
-            replayed.addCallbacks(self._resumed, self._resume_refused)
+            replayed.addCallbacks(
+                self._resumed, self._resume_refused,
+                callbackArgs=(request_id,), errbackArgs=(request_id,))
         else:
-            self._resumed(replayed)
+            self._resumed(replayed, request_id)
 
-    def _resume_refused(self, failure):
+    def _resume_refused(self, failure, request_id):
         if self._closing:
             return
-        self._refused(failure)
+        self._refused(failure, request_id)
         self.joined = False
         self._join()
 
-    def handle_resume(self, message):
+    def handle_resume(self, message, request_id):
         """
-        Catch up on this connection's own session, after a lagged.
+        Catch up on this connection's own session, after a lagged: replay
+        what it was not sent, and nothing it was.
         """
         token, last_seq = _check_resume(message)
+        hub = self.factory.hub
         # Events still pending go out first (and skip us while we lag);
         # whatever happens next, we get events again from now on.
-        self.factory.hub.flush()
+        hub.flush()
+        if self._lagged_from is None:
+            sent = hub.seq
+        else:
+            sent = self._lagged_from - 1
         self._lagged_from = None
         if token != self.session:
             raise wire.ProtocolError(
                 wire.RESUME_FAILED,
                 "only the first frame may resume another session",
-                oldest_seq=self.factory.hub.oldest_seq,
+                oldest_seq=hub.oldest_seq,
             )
-        self._resumed(self.factory.hub.resume(self, token, last_seq))
+        self._resumed(hub.resume(self, token, max(last_seq, sent)), request_id)
 
-    def _resumed(self, replayed):
+    def _resumed(self, replayed, request_id):
         if self._closing:
             return
-        self.send("resumed", replayed=replayed, name=self.name)
+        self.send("resumed", replayed=replayed, name=self.name, **_id_field(request_id))
         self._log("resumed its session, {replayed} events replayed", replayed=replayed)
 
-    def handle_heartbeat(self, message):
+    def handle_heartbeat(self, message, request_id):
         """
         Answer a heartbeat, echoing its C{ts}.
         """
@@ -539,25 +618,35 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         rtt = message.get("rtt")
         if type(rtt) in (int, float) and 0 <= rtt < _RTT_MAX:
             self.factory.stats.heartbeat_rtt.observe(rtt)
-        self._reply(wire.heartbeat_ack_frame(ts, self.factory.clock.seconds()))
+        now = self.factory.clock.seconds()
+        if request_id is None:
+            self._reply(wire.heartbeat_ack_frame(ts, now))
+        else:
+            self.send("heartbeat_ack", **({} if ts is None else {"ts": ts}),
+                      now=now, id=request_id)
         if self.factory.settings.verbose:
             self._log("sent a heartbeat")
 
-    def handle_message(self, message):
+    def handle_message(self, message, request_id):
         """
         Broadcast a chat message.
         """
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
         if self.factory.settings.verbose:
             self._log("says: {text}", text=wire.sanitize(text))
-        self._then(self.factory.hub.message(self, text))
+        self._then(self.factory.hub.message(self, text), request_id=request_id)
 
-    def handle_nick(self, message):
+    def handle_nick(self, message, request_id):
         """
-        Rename the client.
+        Rename the client; a rename to the name it has is nothing to do.
         """
         if self.factory.portal is not None:
             raise wire.ProtocolError(wire.BAD_NICK, "names come from accounts on this server")
+        new_name = message.get("name")
+        if not isinstance(new_name, str):
+            raise wire.ProtocolError(wire.BAD_FRAME, '"name" must be a string')
+        if new_name == self.name:
+            return
         old = self.name
 
         def renamed(_):
@@ -565,36 +654,41 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 "{old} ({peer}) is now {name}", old=old, name=self.name, peer=self.peer
             )
 
-        self._then(self.factory.hub.rename(self, message.get("name")), renamed)
+        self._then(self.factory.hub.rename(self, new_name), renamed, request_id)
 
-    def handle_who(self, message):
+    def handle_who(self, message, request_id):
         """
         List the room, in as many frames as max_frame requires.
         """
-        self._then(self.factory.hub.names(), self._send_who)
+        self._then(
+            self.factory.hub.names(), lambda names: self._send_who(names, request_id),
+            request_id)
 
-    def _send_who(self, names):
+    def _send_who(self, names, request_id):
         if self._closing:
             return
-        pages = paginate_names(names, self.factory.settings.max_frame)
+        echo = _id_field(request_id)
+        pages = paginate_names(
+            names, self.factory.settings.max_frame, len(wire.encode(echo)) if echo else 0)
         for page in pages[:-1]:
-            self.send("who", names=page, more=True)
-        self.send("who", names=pages[-1])
+            self.send("who", names=page, more=True, **echo)
+        self.send("who", names=pages[-1], **echo)
 
-    def _then(self, result, then=None):
+    def _then(self, result, then=None, request_id=None):
         """
         Go on with C{then(result)}: now, or, when the hub had to ask
         elsewhere (a cluster asks Redis), once C{result}, a Deferred, has
-        fired; a failure then becomes an error frame, as it would have now.
+        fired; a failure then becomes an error frame (echoing
+        C{request_id}), as it would have now.
         """
         if isinstance(result, defer.Deferred):
             if then is not None:
                 result.addCallback(then)
-            result.addErrback(self._refused)
+            result.addErrback(self._refused, request_id)
         elif then is not None:
             then(result)
 
-    def _refused(self, failure):
+    def _refused(self, failure, request_id=None):
         """
         Tell the client that what it asked could not be done.
         """
@@ -605,9 +699,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                              name=self.name, peer=self.peer)
             error = wire.ProtocolError(wire.UNAVAILABLE, "the request failed; try again")
         if not self._closing:
-            self.send_error(error)
+            self.send_error(error, request_id)
 
-    def handle_quit(self, message):
+    def handle_quit(self, message, request_id):
         """
         Close the connection at the client's request.
         """
@@ -685,12 +779,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.factory.hub.flush_to(self)
         self._write(data)
 
-    def send_error(self, error):
+    def send_error(self, error, request_id=None):
         """
-        Send a L{wire.ProtocolError} to this client as an error frame.
+        Send a L{wire.ProtocolError} to this client as an error frame,
+        echoing the C{id} of the frame it answers, if that had one.
         """
         self.factory.stats.errors[error.code] += 1
-        self.send("error", code=error.code, message=error.message, **error.fields)
+        self.send("error", code=error.code, message=error.message, **error.fields,
+                  **_id_field(request_id))
 
     def deliver(self, seq, data):
         """
@@ -815,6 +911,7 @@ class ChatServerFactory(Factory):
                 self.settings.backlog,
                 presence_limit=self.settings.presence_limit,
                 coalesce=coalesce,
+                hold_limit=self.settings.sendq,
             )
         self.hub = hub
         self.stats = hub.stats

@@ -64,6 +64,8 @@ UNAVAILABLE = "unavailable"
 #: With accounts (--auth-file): the login failed, was not allowed, or a
 #: frame came before it.
 AUTH_FAILED = "auth_failed"
+#: The client was dropped for flooding; the last frame it is sent.
+FLOODING = "flooding"
 ERROR_CODES = frozenset(
     [
         BAD_FRAME,
@@ -78,6 +80,7 @@ ERROR_CODES = frozenset(
         TOO_MANY_CONNECTIONS,
         UNAVAILABLE,
         AUTH_FAILED,
+        FLOODING,
     ]
 )
 
@@ -103,6 +106,11 @@ LEAVE_REASONS = frozenset(
 
 #: The longest session token a client may present.
 SESSION_MAX = 64
+#: The longest string a client frame's "id" may be, in characters.
+ID_MAX = 64
+#: The largest magnitude of a whole-number "id": what every JSON parser
+#: reads exactly (2**53 - 1).
+ID_NUMBER_MAX = 2**53 - 1
 #: The longest password a client may present, in characters.
 PASSWORD_MAX = 1024
 #: Login attempts per address: this many at once, then one per
@@ -188,10 +196,32 @@ def _reject_constant(name):
     raise ValueError("%s is not JSON" % (name,))
 
 
+class _DuplicateKey(ValueError):
+    """
+    A JSON object names the same member twice.
+    """
+
+
+def _unique_members(pairs):
+    """
+    Build a JSON object, refusing one that names a member twice: which of
+    the two a parser keeps differs between JSON libraries, so a frame such
+    as C{{"type":"x","type":"who"}} would mean different things to the
+    server and to anything that read it on the way.
+    """
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateKey(next(
+            key for i, (key, _) in enumerate(pairs)
+            if any(key == other for other, _ in pairs[:i])))
+    return members
+
+
 # Made once: json.dumps and json.loads with options build a new encoder or
 # decoder on every call, a measurable part of handling a heartbeat.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_unique_members)
 
 
 def decode(payload):
@@ -200,7 +230,8 @@ def decode(payload):
 
     @return: a dict with a string C{"type"} member.
     @raise ProtocolError: with code L{BAD_FRAME} when the payload is empty,
-        not UTF-8, not a JSON object, or lacks a string C{"type"}.
+        not UTF-8, not a JSON object, names a member twice (in any object),
+        or lacks a string C{"type"}.
     """
     if not payload:
         raise ProtocolError(BAD_FRAME, "empty frame")
@@ -210,6 +241,10 @@ def decode(payload):
         raise ProtocolError(BAD_FRAME, "frame is not valid UTF-8") from None
     try:
         message = _DECODER.decode(text)
+    except _DuplicateKey as e:
+        raise ProtocolError(
+            BAD_FRAME, "member %r appears twice" % (sanitize(str(e))[:NAME_MAX],)
+        ) from None
     except (ValueError, RecursionError):
         raise ProtocolError(BAD_FRAME, "frame is not valid JSON") from None
     if not isinstance(message, dict):
@@ -217,6 +252,29 @@ def decode(payload):
     if not isinstance(message.get("type"), str):
         raise ProtocolError(BAD_FRAME, 'frame has no string "type"')
     return message
+
+
+def check_request_id(message):
+    """
+    Return the optional C{"id"} of a client frame, which the direct reply
+    or error to that frame echoes.
+
+    @return: a string of at most L{ID_MAX} characters, a whole number of
+        magnitude at most L{ID_NUMBER_MAX}, or L{None} if absent.
+    @raise ProtocolError: L{BAD_FRAME} for anything else.
+    """
+    value = message.get("id")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) <= ID_MAX and _is_unicode(value):
+            return value
+    elif type(value) is int and -ID_NUMBER_MAX <= value <= ID_NUMBER_MAX:
+        return value
+    raise ProtocolError(
+        BAD_FRAME,
+        '"id" must be a string of at most %d characters or a whole number' % (ID_MAX,),
+    )
 
 
 def _is_unicode(text):
