@@ -57,6 +57,50 @@ class RoomTests(LoopbackMixin, TestCase):
         self.assertEqual(server.hub.seq, clients[-1].last_seq)
 
     @defer.inlineCallbacks
+    def connect_raw(self, port):
+        """
+        A L{RawClient} connected to 127.0.0.1:C{port}, welcomed, and closed
+        (both ends) in cleanup.
+        """
+        raw = RawClient()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), raw)
+
+        def close():
+            if raw.transport.connected:
+                raw.transport.abortConnection()
+            return raw.lost
+
+        self.addCleanup(close)
+        yield raw.wait_for_type("welcome")
+        return raw
+
+    @defer.inlineCallbacks
+    def test_burst_beyond_backlog_while_pending(self):
+        """
+        On real sockets: a client that has not sent its first frame yet
+        while the room has more events than --backlog still receives every
+        one after its welcome, then its own join, with no gap.
+        """
+        server = yield self.start_server(backlog=8)
+        server.join_hold = 30
+        talker = yield self.connect_raw(server.port)
+        talker.sendString(wire.encode({"type": "heartbeat"}))
+        yield talker.wait_for_type("join")
+        quiet = yield self.connect_raw(server.port)
+        talker.transport.write(b"".join(
+            wire.encode_frame({"type": "message", "text": "m%d" % (i,)}) for i in range(18)))
+        yield talker.waiter.wait_until(
+            lambda: len([m for m in talker.messages if m["type"] == "message"]) == 18)
+        self.assertEqual(len(server.hub.backlog), 8)
+        quiet.sendString(wire.encode({"type": "heartbeat"}))
+        yield quiet.wait_for_type("heartbeat_ack")
+        welcome_seq = quiet.messages[0]["seq"]
+        events = [m for m in quiet.messages if "seq" in m and m["type"] != "welcome"]
+        self.assertEqual([m["seq"] for m in events],
+                         list(range(welcome_seq + 1, welcome_seq + 20)))
+        self.assertEqual([m["type"] for m in events], ["message"] * 18 + ["join"])
+
+    @defer.inlineCallbacks
     def test_peer_reset(self):
         """
         A client whose connection is reset (RST, as when its process dies

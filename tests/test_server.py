@@ -146,6 +146,14 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         welcome, lagged = self.received(transport)[:2]
         self.assertEqual(lagged, {"type": "lagged", "missed_from": welcome["seq"] + 1})
 
+    def test_hold_limit_is_sendq(self):
+        """
+        What the room holds for a pending client beyond its backlog is
+        bounded by --sendq, the most the server holds for any one client.
+        """
+        self.factory = self.make_factory(sendq=123456)
+        self.assertEqual(self.factory.hub.hold_limit, 123456)
+
     def test_pending_leaves_silently(self):
         """
         A connection that closes before joining was never announced, so

@@ -528,6 +528,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIs(factory.clock, reactor)
         self.assertTrue(factory.hub.coalesce)
 
+    def test_cluster_hold_limit(self):
+        """
+        A cluster node, too, holds what pending clients are owed up to
+        --sendq bytes beyond its backlog.
+        """
+        service = tap.makeService(
+            parse("--redis", "redis://127.0.0.1:1/0", "--sendq", "2MiB"),
+            reactor=MemoryReactorClock())
+        self.assertEqual(service.factory.hub.hold_limit, 2 * 1024 * 1024)
+
     def test_port_taken(self):
         """
         A port that cannot be had ends twistd with one line, not a traceback.

@@ -617,6 +617,7 @@ def makeService(options, reactor=None):
             presence_limit=settings.presence_limit,
             coalesce=True,
             node_timeout=options["node-timeout"],
+            hold_limit=settings.sendq,
         )
     portal = None
     if options["auth-file"] is not None:
