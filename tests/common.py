@@ -3,6 +3,8 @@ Helpers shared by the tests: frame parsing and an in-memory server harness.
 """
 
 import os
+import shutil
+import tempfile
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -28,6 +30,22 @@ def child_env():
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def temp_dir(case, prefix="twisted-chat-test-"):
+    """
+    A new directory for C{case}, removed with all in it when C{case} cleans
+    up, whether it passed or failed.
+
+    Not C{case.mktemp()}: that is relative to the current directory, which
+    is _trial_temp under trial but the checkout under pytest, and nothing
+    removes it after the test.
+
+    @return: its absolute path.
+    """
+    path = tempfile.mkdtemp(prefix=prefix)
+    case.addCleanup(shutil.rmtree, path)
+    return path
 
 
 def parse_frames(data):

@@ -5,14 +5,14 @@ and the stdio client logging in over TLS.
 
 import io
 import os
+import shutil
 import stat
-import tempfile
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.common import ServerMixin
+from tests.common import ServerMixin, temp_dir
 from tests.loopback import LoopbackMixin, exit_status
 from twisted_chat import accounts, passwd, wire
 from twisted_chat.server import ChatServerFactory
@@ -23,9 +23,12 @@ except ImportError:  # pragma: no cover
     bcrypt = None
 
 
-def write_file(text):
-    fd, path = tempfile.mkstemp(prefix="twisted-chat-auth-")
-    with os.fdopen(fd, "w") as f:
+def write_file(case, text):
+    """
+    An auth file holding C{text}, removed when C{case} cleans up; its path.
+    """
+    path = os.path.join(temp_dir(case, "twisted-chat-auth-"), "users")
+    with open(path, "w") as f:
         f.write(text)
     return path
 
@@ -63,7 +66,7 @@ class HashTests(SynchronousTestCase):
 class AuthFileTests(SynchronousTestCase):
     def test_parse(self):
         hashed = accounts.hash_password("pw")
-        path = write_file("# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
+        path = write_file(self, "# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
         auth = accounts.AuthFile(path)
         self.assertIn("alice", auth)
         self.assertIn("BOB", auth)
@@ -78,13 +81,14 @@ class AuthFileTests(SynchronousTestCase):
             ("a:%s\nA:%s\n" % (hashed, hashed), ":2: A is there twice"),
             ("a:nothash\n", ":1: not a scrypt"),
         ]:
-            e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, write_file(text))
+            path = write_file(self, text)
+            e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, path)
             self.assertIn(error, str(e))
         e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, "/nonexistent/x")
         self.assertIn("cannot read", str(e))
 
     def test_checker(self):
-        path = write_file("alice:%s\n" % accounts.hash_password("pw"))
+        path = write_file(self, "alice:%s\n" % accounts.hash_password("pw"))
         portal = accounts.portal(accounts.AuthFile(path), run=now)
         self.assertEqual(self.successResultOf(accounts.login(portal, "ALICE", "pw")), "alice")
         for name, password in [("alice", "wrong"), ("nobody", "pw")]:
@@ -101,7 +105,7 @@ class PasswdTests(SynchronousTestCase):
         return status, out.getvalue(), err.getvalue()
 
     def test_add_and_change(self):
-        path = os.path.join(tempfile.mkdtemp(), "users")
+        path = os.path.join(temp_dir(self), "users")
         status, out, _ = self.run_passwd(path, "alice", answers=["pw1", "pw1"])
         self.assertEqual((status, out), (0, "added alice in %s\n" % (path,)))
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
@@ -115,7 +119,7 @@ class PasswdTests(SynchronousTestCase):
         self.assertTrue(accounts.verify("pw2", auth.hashes["bob"][1]))
 
     def test_refusals(self):
-        path = os.path.join(tempfile.mkdtemp(), "users")
+        path = os.path.join(temp_dir(self), "users")
         status, _, err = self.run_passwd(path, "alice", answers=["a", "b"])
         self.assertEqual((status, err), (1, "twisted-chat-passwd: the passwords differ\n"))
         status, _, err = self.run_passwd("--stdin", path, "alice", stdin="\n")
@@ -123,7 +127,7 @@ class PasswdTests(SynchronousTestCase):
         status, _, err = self.run_passwd(path, "bad name")
         self.assertEqual(status, 2)
         self.assertFalse(os.path.exists(path))
-        broken = write_file("junk\n")
+        broken = write_file(self, "junk\n")
         status, _, err = self.run_passwd("--stdin", broken, "alice", stdin="pw\n")
         self.assertEqual(status, 1)
         self.assertIn(":1: not name:hash", err)
@@ -135,7 +139,7 @@ class LoginTests(ServerMixin, SynchronousTestCase):
     """
 
     def setUp(self):
-        path = write_file("alice:%s\nbob:%s\n" % (
+        path = write_file(self, "alice:%s\nbob:%s\n" % (
             accounts.hash_password("pw-a"), accounts.hash_password("pw-b")))
         self.portal = accounts.portal(accounts.AuthFile(path), run=now)
         super().setUp()
@@ -253,8 +257,11 @@ class ClientLoginTests(LoopbackMixin, TestCase):
         from tests.certs import ThrowawayCA
 
         self.ca = ThrowawayCA()
+        # Its directory is the CA's to make; removing it is ours (tolerant,
+        # in case the CA learns to remove it itself).
+        self.addCleanup(shutil.rmtree, self.ca.directory, True)
         key, cert = self.ca.server_files("localhost")
-        path = write_file("alice:%s\n" % (accounts.hash_password("pw-a"),))
+        path = write_file(self, "alice:%s\n" % (accounts.hash_password("pw-a"),))
         factory = ChatServerFactory(
             clock=reactor, portal=accounts.portal(accounts.AuthFile(path)))
         self.addCleanup(factory.shutdown, "test over", 1.0)
