@@ -6,12 +6,12 @@ a free loopback port, and chat nodes on it.
 import importlib
 import os
 import shutil
-import tempfile
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.trial.unittest import SkipTest
 
+from tests.common import temp_dir
 from tests.loopback import ChildProcess, LoopbackMixin, RawClient
 from twisted_chat.server import ChatServerFactory
 
@@ -62,8 +62,8 @@ class ClusterMixin(LoopbackMixin):
             attribute is the port.
         """
         port = port or self.free_port()
-        workdir = tempfile.mkdtemp(prefix="twisted-chat-redis-")
-        self.addCleanup(shutil.rmtree, workdir, True)
+        # Removed after the cleanup below has waited for the server to end.
+        workdir = temp_dir(self, "twisted-chat-redis-")
         child = ChildProcess()
         args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", workdir]

@@ -5,11 +5,9 @@ themselves.
 """
 
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import (
@@ -24,7 +22,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted_chat import wire
 from twisted_chat.client import ChatClient, ChatClientProtocol
 from twisted_chat.server import ChatServerFactory
-from tests.common import child_env
+from tests.common import child_env, temp_dir
 
 TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -170,9 +168,9 @@ class LoopbackMixin:
             running.
         """
         env = child_env()
-        # Not self.mktemp(): under pytest that lands in the checkout.
-        workdir = tempfile.mkdtemp(prefix="twisted-chat-test-")
-        self.addCleanup(shutil.rmtree, workdir, True)
+        # Its working directory; removed after the cleanup below has waited
+        # for the child to end.
+        workdir = temp_dir(self)
         child = ChildProcess()
         reactor.spawnProcess(child, program, [program] + args, env=env, path=workdir, **kwargs)
 

@@ -6,7 +6,6 @@ frames, its report, and short real runs on loopback.
 import json
 import os
 import shutil
-import tempfile
 from unittest import SkipTest
 
 from twisted.internet import defer, utils
@@ -14,6 +13,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import bench, wire
+from tests.common import temp_dir
 from tests.loopback import LoopbackMixin, exit_status
 
 FLOOR_SOURCE = os.path.join(
@@ -142,9 +142,7 @@ class RunTests(LoopbackMixin, TestCase):
         """
         Run the tool briefly against C{port} and check what it reports.
         """
-        workdir = tempfile.mkdtemp(prefix="bench-")
-        self.addCleanup(shutil.rmtree, workdir, True)
-        out = os.path.join(workdir, "result.json")
+        out = os.path.join(temp_dir(self, "bench-"), "result.json")
         child = self.spawn(
             ["-m", "twisted_chat.bench", "load", "--port", str(port),
              "--connections", "20", "--senders", "4", "--duration", "1",
@@ -179,9 +177,7 @@ class RunTests(LoopbackMixin, TestCase):
         compiler = shutil.which("cc") or shutil.which("gcc")
         if compiler is None:
             raise SkipTest("no C compiler")
-        workdir = tempfile.mkdtemp(prefix="floor-")
-        self.addCleanup(shutil.rmtree, workdir, True)
-        binary = os.path.join(workdir, "floor_server")
+        binary = os.path.join(temp_dir(self, "floor-"), "floor_server")
         out, err, code = yield utils.getProcessOutputAndValue(
             compiler, ["-O2", "-Wall", "-Werror", "-o", binary, FLOOR_SOURCE], env=os.environ)
         self.assertEqual(code, 0, out + err)

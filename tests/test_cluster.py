@@ -490,8 +490,8 @@ class LoadTests(ClusterMixin, TestCase):
         """
         import json
         import os
-        import tempfile
 
+        from tests.common import temp_dir
         from tests.loopback import exit_status as status
 
         redis = yield self.start_redis()
@@ -505,7 +505,7 @@ class LoadTests(ClusterMixin, TestCase):
                 return join(client, after_seq)
 
             node.hub.join = counting
-        out = os.path.join(tempfile.mkdtemp(prefix="bench-"), "result.json")
+        out = os.path.join(temp_dir(self, "bench-"), "result.json")
         child = self.spawn(
             ["-m", "twisted_chat.bench", "load", "--ports", "%d,%d" % (a.port, b.port),
              "--connections", "20", "--senders", "4", "--duration", "1",
