@@ -3,9 +3,13 @@ Tests for L{twisted_chat.client}: the client protocol, the user-facing
 L{ChatClient}, rendering, and client and server together in memory.
 """
 
+import io
+import sys
+
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import HostnameAddress, IPv4Address
 from twisted.internet.error import (
+    ConnectingCancelledError,
     ConnectionAborted,
     ConnectionDone,
     ConnectionRefusedError,
@@ -21,11 +25,20 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_chat import client as client_module
 from twisted_chat.client import (
     DRAIN_TIMEOUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_SHUTDOWN,
+    EXIT_USAGE,
     ChatClient,
     ChatClientProtocol,
     ConsoleProtocol,
     Options,
+    describe_connect_failure,
+    describe_tls_failure,
     render,
+    shutdown_line,
 )
 from twisted_chat.server import ChatServerFactory
 from tests.common import frame, parse_frames
@@ -246,7 +259,7 @@ class RenderTests(SynchronousTestCase):
             ({"type": "nick", "old": "guest-7", "new": "alice"}, "* guest-7 is now alice"),
             ({"type": "who", "names": ["alice", "bob"]}, "* online: alice, bob"),
             ({"type": "error", "code": "x", "message": "no good"}, "! no good"),
-            ({"type": "shutdown", "message": "bye"}, "* server shutting down: bye"),
+            ({"type": "shutdown", "message": "bye"}, "* the server shut down: bye"),
         ]
         for message, line in cases:
             self.assertEqual(render(message), line)
@@ -285,17 +298,31 @@ class ChatClientTests(ClientMixin, SynchronousTestCase):
 
     def test_connect_line(self):
         """
-        Connecting prints the classic success line.
+        The classic success line comes with the welcome, not with the
+        connection (which, with TLS, may yet fail its handshake).
         """
-        self.assertEqual(self.lines, ["chatting server(127.0.0.1:56562) connect success!"])
+        self.assertEqual(self.lines, [])
+        self.deliver(**WELCOME)
+        self.assertEqual(self.lines[0], "chatting server(127.0.0.1:56562) connect success!")
 
     def test_welcome_line(self):
         """
         The welcome tells the user their name.
         """
-        del self.lines[:]
         self.deliver(**WELCOME)
-        self.assertEqual(self.lines, ["* you are guest-7; type /help for help"])
+        self.assertEqual(self.lines[1:], ["* you are guest-7; type /help for help"])
+
+    def test_connect_line_once(self):
+        """
+        A reconnection's welcome does not claim a new connect success.
+        """
+        self.client.reconnect = True
+        self.welcome(session="s1")
+        self.lose()
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.protocol.makeConnection(StringTransport())
+        self.deliver(**dict(WELCOME, session="s2"))
+        self.assertFalse([line for line in self.lines if "connect success" in line])
 
     def test_line_is_message(self):
         """
@@ -522,7 +549,7 @@ class BatchTests(ClientMixin, SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(self.lines, ["! gave up waiting for 1 replies from the server"])
         self.lose()
-        self.assertEqual(self.status(), 0)
+        self.assertEqual(self.status(), client_module.EXIT_FAILED)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_nothing_sent(self):
@@ -541,7 +568,8 @@ class InterruptTests(ClientMixin, SynchronousTestCase):
 
     def test_quit_sent(self):
         """
-        An interrupt sends quit and is done when the connection closes.
+        An interrupt sends quit and is done when the connection closes,
+        with the status for an interrupted session.
         """
         self.welcome()
         d = self.client.interrupt()
@@ -549,7 +577,7 @@ class InterruptTests(ClientMixin, SynchronousTestCase):
         self.assertNoResult(d)
         self.lose()
         self.successResultOf(d)
-        self.assertEqual(self.status(), 0)
+        self.assertEqual(self.status(), client_module.EXIT_INTERRUPTED)
 
     def test_bounded(self):
         """
@@ -604,7 +632,7 @@ class ConsoleTests(SynchronousTestCase):
         received = []
         self.client.line_received = received.append
         self.console.dataReceived(b"x" * 70000 + b"\nok\n")
-        self.assertIn(b"line too long", self.transport.value())
+        self.assertEqual(self.lines, ["! line too long (more than 65536 bytes), not sent"])
         self.assertEqual(received[-1:], ["ok"])
 
 
@@ -1045,3 +1073,557 @@ class ReconnectTests(ClientMixin, SynchronousTestCase):
         self.client.connection_failed(Failure(ConnectionRefusedError(osError=111)))
         self.assertEqual(self.errors, ["cannot connect to h:1: Connection refused; will retry"])
         self.assertFalse(self.client.finished)
+
+
+class FinalLineTests(SynchronousTestCase):
+    """
+    What follows the last newline when stdin ends is a line too.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.lines = []
+        self.client = ChatClient(self.clock, "h:1", self.lines.append, self.lines.append)
+        self.received = []
+        self.client.line_received = self.received.append
+        self.console = ConsoleProtocol(self.client)
+        self.console.makeConnection(StringTransport())
+
+    def test_only_line(self):
+        """
+        Input without any newline is one line, delivered at end of input.
+        """
+        self.console.dataReceived(b"hi")
+        self.assertEqual(self.received, [])
+        self.console.readConnectionLost()
+        self.assertEqual(self.received, ["hi"])
+        self.assertTrue(self.client.input_ended)
+
+    def test_last_line(self):
+        """
+        The last of several lines, without its newline, is not dropped.
+        """
+        self.console.dataReceived(b"one\ntw")
+        self.console.dataReceived(b"o")
+        self.console.readConnectionLost()
+        self.assertEqual(self.received, ["one", "two"])
+
+    def test_on_connection_lost(self):
+        """
+        stdio closing at once (no half-close) delivers the rest too, once.
+        """
+        self.console.dataReceived(b"half a line\r")
+        self.console.connectionLost(Failure(ConnectionDone()))
+        self.console.readConnectionLost()
+        self.assertEqual(self.received, ["half a line"])
+
+    def test_nothing_left(self):
+        """
+        Input that ends with a newline adds no empty line.
+        """
+        self.console.dataReceived(b"one\n")
+        self.console.readConnectionLost()
+        self.assertEqual(self.received, ["one"])
+
+    def test_after_overlong_line(self):
+        """
+        The rest of a refused over-long line is not taken for a final line.
+        """
+        self.console.dataReceived(b"x" * 70000)
+        self.console.readConnectionLost()
+        self.assertEqual(self.received, [])
+
+
+class FinalLineSentTests(ClientMixin, SynchronousTestCase):
+    """
+    The final line is sent and its echo waited for, like the others.
+    """
+
+    def test_sent_and_waited_for(self):
+        """
+        printf 'one\\ntwo' sends both lines and quits once both came back.
+        """
+        console = ConsoleProtocol(self.client)
+        console.makeConnection(StringTransport())
+        console.dataReceived(b"one\ntwo")
+        console.readConnectionLost()
+        self.welcome()
+        self.assertEqual(
+            self.sent(), [{"type": "message", "text": "one"}, {"type": "message", "text": "two"}])
+        self.deliver(type="message", seq=5, text="one", time=0, **{"from": "guest-7"})
+        self.assertFalse(self.transport.disconnecting)
+        self.deliver(type="message", seq=6, text="two", time=0, **{"from": "guest-7"})
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+
+
+class BatchFailureTests(ClientMixin, SynchronousTestCase):
+    """
+    Batch mode (stdin not a terminal): problems go to stderr, in their
+    turn, and a line not sent makes the exit status EXIT_REFUSED.
+    """
+
+    def make_client(self, nick=None, batch=True):
+        self.transcript = []
+        self.client = ChatClient(
+            self.clock, "127.0.0.1:56562",
+            lambda line: self.transcript.append(("out", line)),
+            lambda line: self.transcript.append(("err", line)),
+            nick=nick, batch=batch)
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        return self.client
+
+    def echo(self, text, seq):
+        self.deliver(type="message", seq=seq, text=text, time=0, **{"from": "guest-7"})
+
+    def test_too_long_in_order(self):
+        """
+        ok, a 5000-character line and after, piped before the welcome: the
+        refusal is on stderr after the connect line, the others are sent,
+        and the exit status is EXIT_REFUSED.
+        """
+        for line in ["ok", "x" * 5000, "after"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.assertEqual(
+            self.sent(), [{"type": "message", "text": "ok"}, {"type": "message", "text": "after"}])
+        self.echo("ok", 5)
+        self.echo("after", 6)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.lose()
+        self.assertEqual(self.transcript, [
+            ("out", "chatting server(127.0.0.1:56562) connect success!"),
+            ("out", "* you are guest-7; type /help for help"),
+            ("err", "! message too long (5000 characters, the limit is 4096)"),
+            ("out", "> guest-7: ok"),
+            ("out", "> guest-7: after"),
+        ])
+        self.assertEqual(self.status(), EXIT_REFUSED)
+
+    def test_limit_from_welcome(self):
+        """
+        A line read before the welcome is held to the limit the welcome
+        announces.
+        """
+        self.client.line_received("x" * 11)
+        self.deliver(**dict(WELCOME, max_text=10))
+        self.assertEqual(self.sent(), [])
+        self.assertEqual(
+            self.transcript[-1], ("err", "! message too long (11 characters, the limit is 10)"))
+
+    def test_refused_by_server(self):
+        """
+        An error answering a line goes to stderr and the status is
+        EXIT_REFUSED.
+        """
+        self.welcome()
+        del self.transcript[:]
+        self.client.line_received("/nick bob")
+        self.client.end_of_input()
+        self.deliver(type="error", code="nick_taken", message="the name bob is taken")
+        self.lose()
+        self.assertEqual(self.transcript, [("err", "! the name bob is taken")])
+        self.assertEqual(self.status(), EXIT_REFUSED)
+
+    def test_bad_commands_in_order(self):
+        """
+        Unknown and incomplete commands are reported in their turn, on
+        stderr, and count as lines not sent.
+        """
+        for line in ["/dance", "/nick", "hi"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.echo("hi", 5)
+        self.lose()
+        self.assertEqual(self.transcript[2:], [
+            ("err", "! unknown command /dance (try /help)"),
+            ("err", "! usage: /nick NAME"),
+            ("out", "> guest-7: hi"),
+        ])
+        self.assertEqual(self.status(), EXIT_REFUSED)
+
+    def test_overlong_input_line(self):
+        """
+        A line too long even to read is reported in its turn and counts.
+        """
+        console = ConsoleProtocol(self.client)
+        console.makeConnection(StringTransport())
+        console.dataReceived(b"x" * 70000 + b"\nok\n")
+        console.readConnectionLost()
+        self.deliver(**WELCOME)
+        self.echo("ok", 5)
+        self.lose()
+        self.assertEqual(
+            self.transcript[2], ("err", "! line too long (more than 65536 bytes), not sent"))
+        self.assertEqual(self.status(), EXIT_REFUSED)
+
+    def test_all_sent(self):
+        """
+        A batch whose every line came back exits EXIT_OK, with nothing on
+        stderr.
+        """
+        self.client.line_received("fine")
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.echo("fine", 5)
+        self.lose()
+        self.assertEqual([kind for kind, _ in self.transcript], ["out"] * 3)
+        self.assertEqual(self.status(), EXIT_OK)
+
+    def test_interactive_unchanged(self):
+        """
+        At a terminal a refusal is part of the conversation: stdout, and no
+        effect on the exit status.
+        """
+        self.make_client(batch=False)
+        self.welcome()
+        self.client.line_received("/nick bob")
+        self.deliver(type="error", code="nick_taken", message="the name bob is taken")
+        self.client.line_received("/exit")
+        self.lose()
+        self.assertEqual(self.transcript[-1], ("out", "! the name bob is taken"))
+        self.assertEqual(self.status(), EXIT_OK)
+
+
+class ShutdownTests(ClientMixin, SynchronousTestCase):
+    """
+    A graceful stop of the server is not a crash.
+    """
+
+    def test_line(self):
+        """
+        The shutdown line says the server shut down, with its message once.
+        """
+        self.assertEqual(shutdown_line("server is shutting down"), "* the server shut down")
+        self.assertEqual(shutdown_line("The server shut down."), "* the server shut down")
+        self.assertEqual(
+            shutdown_line("server is shutting down: back at 5"),
+            "* the server shut down: back at 5")
+        self.assertEqual(
+            shutdown_line("maintenance\x1b[2J"), "* the server shut down: maintenance\\x1b[2J")
+        self.assertEqual(shutdown_line(None), "* the server shut down")
+
+    def test_close_expected(self):
+        """
+        After shutdown the close is no error: one line on stdout, nothing
+        on stderr, EXIT_SHUTDOWN.
+        """
+        self.welcome()
+        self.deliver(type="shutdown", message="server is shutting down", reconnect_after=2.5)
+        self.lose()
+        self.assertEqual(self.lines, ["* the server shut down"])
+        self.assertEqual(self.errors, [])
+        self.assertEqual(self.status(), EXIT_SHUTDOWN)
+
+    def test_reconnect(self):
+        """
+        With --reconnect the client says when it comes back.
+        """
+        self.client.reconnect = True
+        self.welcome()
+        self.deliver(type="shutdown", message="bye", reconnect_after=2.5)
+        self.lose()
+        self.assertEqual(self.lines, ["* the server shut down: bye", "* reconnecting in 2.5 s"])
+        self.assertNoResult(self.client.done)
+
+    def test_only_that_connection(self):
+        """
+        A close without shutdown, later, is a crash again.
+        """
+        self.client.reconnect = True
+        self.welcome(session="s1")
+        self.deliver(type="shutdown", message="bye", reconnect_after=1)
+        self.lose()
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.protocol.makeConnection(StringTransport())
+        self.lose()
+        self.assertEqual(self.lines[-1], "* server terminated prematurely; reconnecting")
+
+
+class InterruptWhileConnectingTests(SynchronousTestCase):
+    """
+    Ctrl-C before any connection is up.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.lines = []
+        self.errors = []
+        self.client = ChatClient(
+            self.clock, "127.0.0.1:56599", self.lines.append, self.errors.append,
+            reconnect=True)
+
+    def test_quiet(self):
+        """
+        The attempt the interrupt cancels says nothing; the session ends
+        EXIT_INTERRUPTED.
+        """
+        self.client.connection_failed(Failure(ConnectionRefusedError(osError=111)))
+        del self.errors[:]
+        self.successResultOf(self.client.interrupt())
+        self.client.connection_failed(
+            Failure(ConnectingCancelledError(HostnameAddress(b"127.0.0.1", 56599))))
+        self.assertEqual((self.lines, self.errors), ([], []))
+        self.assertEqual(self.successResultOf(self.client.done), EXIT_INTERRUPTED)
+
+    def test_no_repr(self):
+        """
+        No connection failure is described by an object's repr.
+        """
+        address = HostnameAddress(b"127.0.0.1", 56599)
+        for error in [ConnectingCancelledError(address), defer.CancelledError(),
+                      ValueError(address), ConnectionRefusedError(osError=111),
+                      DNSLookupError("no results")]:
+            text = describe_connect_failure(Failure(error))
+            self.assertNotIn("Address", text)
+            self.assertNotIn("(", text)
+            self.assertTrue(text)
+
+
+class TLSFailureTextTests(SynchronousTestCase):
+    """
+    Why TLS failed, in words.
+    """
+
+    def test_wrong_host(self):
+        """
+        A host name mismatch names the host, not the exception's repr.
+        """
+        from service_identity import VerificationError
+        from service_identity.hazmat import DNS_ID, DNSMismatch
+
+        error = VerificationError(errors=[DNSMismatch(mismatched_id=DNS_ID("localhost"))])
+        self.assertEqual(
+            describe_tls_failure(Failure(error)),
+            "the server's certificate is not for this host name (localhost)")
+
+    def test_handshake(self):
+        """
+        An OpenSSL error shows its reasons, not a list of tuples.
+        """
+        from OpenSSL.SSL import Error
+
+        text = describe_tls_failure(
+            Failure(Error([("SSL routines", "", "sslv3 alert handshake failure")])))
+        self.assertEqual(text, "TLS handshake failed: sslv3 alert handshake failure")
+
+
+class CommandTests(ClientMixin, SynchronousTestCase):
+    """
+    Commands that need an argument say so.
+    """
+
+    def test_nick_without_name(self):
+        """
+        /nick alone answers its usage, and sends nothing.
+        """
+        self.welcome()
+        for line in ["/nick", "/nick   "]:
+            self.client.line_received(line)
+        self.assertEqual(self.lines, ["! usage: /nick NAME"] * 2)
+        self.assertEqual(self.sent(), [])
+
+    def test_help_lists_status(self):
+        """
+        /help lists /status.
+        """
+        self.welcome()
+        self.client.line_received("/help")
+        self.assertTrue([line for line in self.lines if line.startswith("*   /status")])
+
+
+class QueuedWhileOfflineTests(ClientMixin, SynchronousTestCase):
+    """
+    --reconnect: lines typed during an outage are kept, and the user is
+    told so once per outage.
+    """
+
+    NOTICE = "* not connected: what you type is kept and sent once the connection is back"
+
+    def setUp(self):
+        super().setUp()
+        self.client.reconnect = True
+        self.welcome(session="s1")
+
+    def reconnect(self):
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.deliver(**dict(WELCOME, session="s2", seq=4))
+        self.deliver(type="resumed", replayed=0, name="guest-7")
+
+    def test_once_per_outage(self):
+        """
+        The first line typed offline brings the notice, the next do not; a
+        new outage brings it again.
+        """
+        self.lose()
+        self.client.line_received("one")
+        self.client.line_received("two")
+        self.assertEqual(self.lines.count(self.NOTICE), 1)
+        self.reconnect()
+        self.assertEqual(
+            [m["text"] for m in self.sent() if m["type"] == "message"], ["one", "two"])
+        self.client.line_received("online")
+        self.lose()
+        self.client.line_received("three")
+        self.assertEqual(self.lines.count(self.NOTICE), 2)
+
+    def test_not_when_connected(self):
+        """
+        Lines typed while connected bring no notice.
+        """
+        self.client.line_received("hello")
+        self.assertNotIn(self.NOTICE, self.lines)
+
+    def test_server_down_from_the_start(self):
+        """
+        A failed first attempt counts as an outage too.
+        """
+        client = ChatClient(self.clock, "h:1", self.lines.append, self.errors.append,
+                            reconnect=True)
+        client.line_received("before any attempt")
+        self.assertNotIn(self.NOTICE, self.lines)
+        client.connection_failed(Failure(ConnectionRefusedError(osError=111)))
+        client.line_received("after a failed one")
+        self.assertIn(self.NOTICE, self.lines)
+
+
+class StatusTests(ClientMixin, SynchronousTestCase):
+    """
+    /status: what the client knows about the link.
+    """
+
+    def status_of(self):
+        del self.lines[:]
+        self.client.line_received("/status")
+        lines, self.lines[:] = list(self.lines), []
+        return lines
+
+    def beat(self, rtt):
+        """
+        The next heartbeat (every 10 s from the welcome at 0), answered
+        after C{rtt} seconds.
+        """
+        self.clock.advance(10 - self.clock.seconds() % 10)
+        (heartbeat,) = self.sent()
+        self.clock.advance(rtt)
+        self.deliver(type="heartbeat_ack", ts=heartbeat["ts"], now=1.0)
+
+    def test_connected(self):
+        """
+        Connected: server, TLS or not, name, a short session, round trips,
+        silence, seq and counters.
+        """
+        self.client.tls = True
+        self.welcome(session="kZ3aP0cQnYbW9tE1x_Lr2uVd", seq=4)
+        self.assertEqual(self.status_of()[1][:26], "* no heartbeat answered ye")
+        self.deliver(type="join", seq=7, name="x")
+        for rtt in [0.004, 0.001, 0.002]:
+            self.beat(rtt)
+        self.clock.advance(2.5)
+        self.assertEqual(self.status_of(), [
+            "* connected to 127.0.0.1:56562 (TLS) as guest-7, session kZ3aP0...",
+            "* heartbeat round trip 2.0 ms (median 2.0 ms of the last 3); "
+            "last heard from the server 2.5 s ago",
+            "* seq 7; 2 missed events, 0 replayed; 0 reconnections",
+        ])
+        self.assertEqual(self.sent(), [])
+
+    def test_window_bounded(self):
+        """
+        The median is over the last RTT_WINDOW round trips only.
+        """
+        self.welcome()
+        for _ in range(client_module.RTT_WINDOW):
+            self.beat(0.009)
+        for _ in range(client_module.RTT_WINDOW // 2 + 1):
+            self.beat(0.001)
+        self.assertIn("(median 1.0 ms of the last 20)", self.status_of()[1])
+
+    def test_before_connecting(self):
+        """
+        Before the first welcome: connecting, plain TCP.
+        """
+        client = ChatClient(self.clock, "h:1", self.lines.append, self.errors.append)
+        client.line_received("/status")
+        self.assertEqual(self.lines, ["* not connected: connecting to h:1 (plain TCP, not encrypted)"])
+
+    def test_reconnecting(self):
+        """
+        Offline with --reconnect: since when, and when the next try is.
+        """
+        self.client.reconnect = True
+        self.welcome(session="s1", seq=4)
+        self.clock.advance(100)
+        self.lose()
+        self.clock.advance(3)
+        self.client._backoff = lambda attempt: 10.0
+        self.client.retry_delay(1)
+        self.clock.advance(4)
+        self.assertEqual(self.status_of(), [
+            "* not connected (to 127.0.0.1:56562, plain TCP, not encrypted) for 7.0 s; "
+            "next try in 6.0 s",
+            "* seq 4; 0 missed events, 0 replayed; 0 reconnections",
+        ])
+        self.clock.advance(6)
+        self.assertTrue(self.status_of()[0].endswith("; trying now"))
+
+    def test_counts_reconnections_and_replays(self):
+        """
+        Each reconnection and each replayed event is counted.
+        """
+        self.client.reconnect = True
+        self.welcome(session="s1", seq=4)
+        self.lose()
+        self.protocol = ChatClientProtocol(self.clock, self.client)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.deliver(**dict(WELCOME, session="s2", seq=9))
+        self.deliver(type="join", seq=5, name="a")
+        self.deliver(type="resumed", replayed=1, name="guest-7")
+        self.deliver(type="lagged", missed_from=6)
+        self.deliver(type="join", seq=6, name="b")
+        self.deliver(type="resumed", replayed=1, name="guest-7")
+        self.assertEqual(self.status_of()[-1], "* seq 6; 0 missed events, 2 replayed; 1 reconnections")
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    The command line follows the usual conventions.
+    """
+
+    def parse(self, *argv):
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        exit = self.assertRaises(SystemExit, Options().parseOptions, list(argv))
+        return exit.code, out.getvalue()
+
+    def test_version(self):
+        """
+        --version is the product's version.
+        """
+        import twisted_chat
+
+        self.assertEqual(self.parse("--version"), (0, "twisted-chat %s\n" % (twisted_chat.__version__,)))
+
+    def test_h_is_help(self):
+        """
+        -h is --help, and --host has no short form.
+        """
+        code, out = self.parse("-h")
+        self.assertEqual(code, 0)
+        self.assertIn("-h, --help", out)
+        self.assertIn("      --host=", out)
+
+    def test_usage(self):
+        """
+        The usage line names --login; --server's help has no run of spaces.
+        """
+        self.assertIn("--login", Options.synopsis)
+        self.assertNotIn("  ", Options().docs["server"])
+        self.assertEqual(EXIT_USAGE, 2)
+        self.assertEqual(EXIT_FAILED, 1)

@@ -17,13 +17,15 @@ Text that came from the network is sanitized before it reaches the terminal.
 
 import getpass
 import os
+import re
+import statistics
 import sys
 from collections import deque
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.error import ConnectError
+from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
@@ -33,6 +35,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python import usage
 from zope.interface import implementer
 
+import twisted_chat
 from twisted_chat import wire
 from twisted_chat._timers import cancelled
 from twisted_chat.ratelimit import TokenBucket
@@ -55,17 +58,57 @@ WELCOME_TIMEOUT = 10.0
 #: Reconnection backoff: the first delay, and the most, jitter included.
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
+#: Heartbeat round trips kept for the median that /status shows.
+RTT_WINDOW = 20
+
+# The client's exit statuses.  When several apply, the first of
+# EXIT_INTERRUPTED, EXIT_FAILED, EXIT_SHUTDOWN, EXIT_REFUSED wins.
+
+#: Everything sent was answered (or the user left with /exit or Ctrl-D).
+EXIT_OK = 0
+#: Cannot connect (refused, no such host, TLS certificate refused, login
+#: refused), the connection was lost, the server stopped responding, or
+#: replies did not come within L{DRAIN_TIMEOUT} after stdin ended.
+EXIT_FAILED = 1
+#: A bad command line.
+EXIT_USAGE = 2
+#: Batch mode (stdin is not a terminal): a line was refused by the server,
+#: or could not be sent (too long, an unknown or incomplete command).
+EXIT_REFUSED = 3
+#: The server shut down gracefully (a C{shutdown} frame, then the close),
+#: without C{--reconnect}.
+EXIT_SHUTDOWN = 4
+#: Stopped by Ctrl-C (or SIGTERM) before the session ended by itself.
+EXIT_INTERRUPTED = 130
 
 HELP = """\
 * type a line to send it to everybody; a line starting with / is a command:
 *   /nick NAME    change your name
 *   /who          list who is online
+*   /status       the connection: server, round trip, seq, reconnections
 *   /exit [TEXT]  leave (TEXT is your farewell)
 *   /help         this help
 *   //TEXT        send a line that starts with /"""
 
 def _format_seconds(seconds):
     return "%g" % (seconds,)
+
+
+#: What a shutdown message says that the line about it says already.
+_SHUTTING_DOWN = re.compile(
+    r"^\s*(the\s+)?server\s+(is\s+)?(shutting|shut)\s+down\b[\s:;,.!-]*", re.IGNORECASE)
+
+
+def shutdown_line(message):
+    """
+    The line for a C{shutdown} frame's C{message}: that the server shut
+    down, and whatever else the message says.
+    """
+    text = message if isinstance(message, str) else ""
+    rest = _SHUTTING_DOWN.sub("", text, count=1).strip()
+    if not rest:
+        return "* the server shut down"
+    return "* the server shut down: %s" % (sanitize(rest),)
 
 
 def render(message):
@@ -94,7 +137,7 @@ def render(message):
     if kind == "error":
         return "! %s" % (get("message"),)
     if kind == "shutdown":
-        return "* server shutting down: %s" % (get("message"),)
+        return shutdown_line(message.get("message"))
     return None
 
 
@@ -116,6 +159,28 @@ def _pacer(rate, clock):
     return TokenBucket(per_second * PACE_MARGIN, max(1, burst - 1), clock)
 
 
+def _too_long(text, limit):
+    return "! message too long (%d characters, the limit is %d)" % (len(text), limit)
+
+
+def _format_ms(seconds):
+    return "%.1f ms" % (seconds * 1000.0,)
+
+
+def _format_age(seconds):
+    return "%.1f" % (max(0.0, seconds),)
+
+
+def _short(session):
+    """
+    The start of a session token, enough to tell sessions apart: the whole
+    token would let whoever reads the screen take the session over.
+    """
+    if not isinstance(session, str) or not session:
+        return "(none)"
+    return sanitize(session[:6]) + "..."
+
+
 def _positive(message, field, default):
     value = message.get(field)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -133,6 +198,9 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
 
     @ivar heartbeat: the running heartbeat L{LoopingCall}, or L{None}.
     @ivar server_timeout: seconds of silence after which the server is dead.
+    @ivar rtts: the last L{RTT_WINDOW} heartbeat round trips, in seconds.
+    @ivar last_heard: when the last frame from the server arrived (the
+        clock's time), or L{None}.
     """
 
     log = Logger()
@@ -141,6 +209,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
     timed_out = False
     # The last heartbeat round trip, in seconds.
     rtt = None
+    last_heard = None
 
     def __init__(self, clock, listener, timeout=None):
         """
@@ -154,6 +223,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
         self.clock = clock
         self.listener = listener
         self.server_timeout = timeout
+        self.rtts = deque(maxlen=RTT_WINDOW)
         self.MAX_LENGTH = wire.DEFAULT_MAX_FRAME
 
     def connectionMade(self):
@@ -170,6 +240,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
         Any frame proves the server alive.  (Twisted API.)
         """
         self.resetTimeout()
+        self.last_heard = self.clock.seconds()
         try:
             message = wire.decode(payload)
         except wire.ProtocolError as e:
@@ -181,6 +252,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
             ts = message.get("ts")
             if type(ts) in (int, float):
                 self.rtt = max(0.0, self.clock.seconds() - ts)
+                self.rtts.append(self.rtt)
         self.listener.message_received(message)
 
     def _welcome(self, message):
@@ -272,11 +344,21 @@ class ChatClient:
     with C{reconnect}, after losing the connection, it can resume and miss
     nothing.
 
+    In batch mode (stdin is not a terminal) the lines about problems
+    (C{! ...}) go to stderr instead of stdout, and a line that was refused
+    or could not be sent ends the session with L{EXIT_REFUSED}.  Problems
+    with what was read before the connection was ready are reported in
+    their turn, after the connection's own lines.
+
     @ivar done: fires with the exit status once the session is over.
     @ivar name: our name in the room, once welcomed.
     @ivar session: our session token.
     @ivar last_seq: the seq of the last event we saw.
     @ivar outstanding: requests sent that the server has not answered yet.
+    @ivar failed_lines: in batch mode, lines refused or not sent.
+    @ivar missed_events: events we know we never saw.
+    @ivar replayed_events: events replayed to us by resumes.
+    @ivar reconnections: connections that replaced a lost one.
     """
 
     log = Logger()
@@ -286,7 +368,8 @@ class ChatClient:
     last_seq = None
     max_text = wire.DEFAULT_MAX_TEXT
 
-    def __init__(self, clock, address, out, err, nick=None, reconnect=False, password=None):
+    def __init__(self, clock, address, out, err, nick=None, reconnect=False, password=None,
+                 batch=False, tls=False):
         """
         @param clock: an L{IReactorTime}.
         @param address: C{host:port}, for messages about the connection.
@@ -298,7 +381,27 @@ class ChatClient:
             whoever calls L{retry_delay}) instead of ending the session.
         @param password: log in as C{nick} with it, where the server has
             accounts.
+        @param batch: whether stdin is a pipe or a file, not a terminal.
+        @param tls: whether the connection is over TLS (for /status).
         """
+        self.batch = batch
+        self.tls = tls
+        self.failed_lines = 0
+        self.missed_events = 0
+        self.replayed_events = 0
+        self.reconnections = 0
+        # Set when the end is not an orderly one: Ctrl-C, or replies that
+        # never came.
+        self._interrupted = False
+        self._gave_up = False
+        # Whether the server sent shutdown on this connection.
+        self._shutting_down = False
+        # Since when we have been without a connection after losing one (or
+        # failing to make the first); when the next attempt is due; whether
+        # the user has been told that lines wait meanwhile.
+        self._offline_since = None
+        self._next_attempt = None
+        self._told_queued = False
         self.password = password
         # Whether the server wants a login, and one is under way.
         self._login_required = False
@@ -351,6 +454,14 @@ class ChatClient:
         elif line:
             self._send_text(line)
 
+    def line_too_long(self, limit):
+        """
+        stdin had a line of more than C{limit} bytes, which was not read.
+        """
+        if self.finished or self.quitting:
+            return
+        self._local_problem("! line too long (more than %d bytes), not sent" % (limit,))
+
     def _command(self, line):
         command, _, argument = line.partition(" ")
         argument = argument.strip()
@@ -360,26 +471,61 @@ class ChatClient:
                 self.quit(argument or None)
             else:
                 self._enqueue("quit", message=argument or None)
-        elif command == "/nick" and argument:
-            self._enqueue("nick", name=argument)
+        elif command == "/nick":
+            if argument:
+                self._enqueue("nick", name=argument)
+            else:
+                self._local_problem("! usage: /nick NAME")
         elif command == "/who":
             self._enqueue("who")
+        elif command == "/status":
+            for status_line in self.status_lines():
+                self.out(status_line)
         elif command == "/help":
             for help_line in HELP.splitlines():
                 self.out(help_line)
         else:
-            self.out("! unknown command %s (try /help)" % (sanitize(line),))
+            self._local_problem("! unknown command %s (try /help)" % (sanitize(line),))
 
     def _send_text(self, text):
-        if len(text) > self.max_text:
-            self.out(
-                "! message too long (%d characters, the limit is %d)"
-                % (len(text), self.max_text)
-            )
+        if self._welcomed_once and not self.batch and len(text) > self.max_text:
+            # Say so at once; in batch mode, in its turn (L{_pump}).
+            self._problem(_too_long(text, self.max_text), failed=1)
             return
         self._enqueue("message", text=text)
 
+    def _problem(self, line, failed=0):
+        """
+        Show a line about a problem: on stderr in batch mode, where
+        C{failed} lines that were refused or not sent also count against
+        the exit status; on stdout otherwise.
+        """
+        if self.batch:
+            self.failed_lines += failed
+            self.err(line)
+        else:
+            self.out(line)
+
+    def _local_problem(self, line):
+        """
+        A typed line cannot be sent: say so now, or, in batch mode, in its
+        turn with the others.
+        """
+        if self.batch:
+            self._outbox.append(("problem", {"line": line}))
+            self._pump()
+        else:
+            self._problem(line, failed=1)
+
     def _enqueue(self, type, **fields):
+        if (
+            self._offline_since is not None
+            and not self._told_queued
+            and type != "quit"
+        ):
+            self._told_queued = True
+            self.out("* not connected: what you type is kept and sent once the "
+                     "connection is back")
         self._outbox.append((type, fields))
         if len(self._outbox) > OUTBOX_HIGH and not self._input_paused:
             self._input_paused = True
@@ -395,6 +541,14 @@ class ChatClient:
         outbox = self._outbox
         while outbox:
             type, fields = outbox[0]
+            if type == "problem":
+                outbox.popleft()
+                self._problem(fields["line"], failed=1)
+                continue
+            if type == "message" and len(fields["text"]) > self.max_text:
+                outbox.popleft()
+                self._problem(_too_long(fields["text"], self.max_text), failed=1)
+                continue
             if type == "message" and self._pace is not None:
                 delay = self._pace.take()
                 if delay:
@@ -441,7 +595,7 @@ class ChatClient:
         self.quitting = True
         self._cancel_timers()
         if self.protocol is None:
-            self._finish(0)
+            self._finish(self._end_status())
             return
         if message is None:
             self.protocol.send("quit")
@@ -458,6 +612,7 @@ class ChatClient:
         """
         if self.finished:
             return None
+        self._interrupted = True
         self.quit()
         d = defer.Deferred()
         timer = self.clock.callLater(INTERRUPT_GRACE, d.callback, None)
@@ -471,6 +626,43 @@ class ChatClient:
         self.done.addBoth(ended)
         return d
 
+    def status_lines(self):
+        """
+        What /status shows: the connection, its liveness, and the session.
+        """
+        now = self.clock.seconds()
+        protocol = self.protocol
+        how = "TLS" if self.tls else "plain TCP, not encrypted"
+        lines = []
+        if protocol is not None and protocol.welcomed:
+            lines.append("* connected to %s (%s) as %s, session %s" % (
+                self.address, how, sanitize(self.name or "?"), _short(self.session)))
+            if protocol.rtts:
+                rtt = "heartbeat round trip %s (median %s of the last %d)" % (
+                    _format_ms(protocol.rtts[-1]), _format_ms(statistics.median(protocol.rtts)),
+                    len(protocol.rtts))
+            else:
+                rtt = "no heartbeat answered yet"
+            lines.append("* %s; last heard from the server %s s ago" % (
+                rtt, _format_age(now - protocol.last_heard)))
+        elif protocol is not None:
+            lines.append("* connecting to %s (%s): waiting for the server's welcome" % (
+                self.address, how))
+        elif self._offline_since is not None:
+            if self._next_attempt is not None and self._next_attempt > now:
+                attempt = "next try in %s s" % (_format_age(self._next_attempt - now),)
+            else:
+                attempt = "trying now"
+            lines.append("* not connected (to %s, %s) for %s s; %s" % (
+                self.address, how, _format_age(now - self._offline_since), attempt))
+        else:
+            lines.append("* not connected: connecting to %s (%s)" % (self.address, how))
+        if self._welcomed_once:
+            lines.append("* seq %s; %d missed events, %d replayed; %d reconnections" % (
+                "?" if self.last_seq is None else self.last_seq, self.missed_events,
+                self.replayed_events, self.reconnections))
+        return lines
+
     # What the connection does.
 
     def retry_delay(self, attempt):
@@ -481,31 +673,35 @@ class ChatClient:
         """
         if self._reconnect_after is not None:
             delay, self._reconnect_after = self._reconnect_after, None
-            return delay
-        return self._backoff(attempt)
+        else:
+            delay = self._backoff(attempt)
+        self._next_attempt = self.clock.seconds() + delay
+        return delay
 
     def connection_failed(self, failure):
         """
         A connection attempt failed: without C{reconnect}, that is the end.
         """
-        reason = failure.value
-        if isinstance(reason, ConnectError) and isinstance(reason.osError, int):
-            text = os.strerror(reason.osError)
-        else:
-            text = str(reason).rstrip(".")
+        if self.finished or self.quitting or failure.check(
+                defer.CancelledError, ConnectingCancelledError):
+            # We stopped it (Ctrl-C, or the session ended meanwhile).
+            return
+        text = describe_connect_failure(failure)
         if self.reconnect:
+            if self._offline_since is None:
+                self._offline_since = self.clock.seconds()
             self.err("cannot connect to %s: %s; will retry" % (self.address, text))
             return
         self.err("cannot connect to %s: %s" % (self.address, text))
-        self._finish(1)
+        self._finish(EXIT_FAILED)
 
     def connected(self, protocol):
         """
-        The TCP connection is up.
+        The connection is up (with TLS, the handshake may still be under
+        way: success is announced with the welcome).
         """
         self.protocol = protocol
-        if not self._welcomed_once:
-            self.out("chatting server(%s) connect success!" % (self.address,))
+        self._shutting_down = False
 
     def message_received(self, message):
         """
@@ -522,7 +718,7 @@ class ChatClient:
             self._logging_in = False
             self.err("cannot log in as %s: %s" % (
                 self.nick, sanitize(message.get("message", ""))))
-            self._finish(1)
+            self._finish(EXIT_FAILED)
             return
         if kind == "resumed":
             self._resumed(message)
@@ -538,7 +734,7 @@ class ChatClient:
             if self.last_seq is not None and seq <= self.last_seq:
                 return  # seen already (a replay overlapping what we had)
             if self.last_seq is not None and seq > self.last_seq + 1:
-                self.out("! missed events %d..%d" % (self.last_seq + 1, seq - 1))
+                self._missed(self.last_seq + 1, seq - 1)
             self.last_seq = seq
         if kind == "who":
             self._who_page(message)
@@ -551,8 +747,13 @@ class ChatClient:
                 self.name = message.get("new")
                 self._answered()
             elif kind == "error":
+                # Whatever it answers, something we sent was refused.
                 self._answered()
+                self._problem(render(message), failed=1)
+                self._maybe_finish()
+                return
             elif kind == "shutdown":
+                self._shutting_down = True
                 delay = message.get("reconnect_after")
                 if isinstance(delay, (int, float)) and 0 <= delay <= RETRY_MAX:
                     self._reconnect_after = delay
@@ -565,7 +766,11 @@ class ChatClient:
         """
         The server sent something we cannot read.
         """
-        self.out("! bad frame from server: %s" % (sanitize(text),))
+        self._problem("! bad frame from server: %s" % (sanitize(text),))
+
+    def _missed(self, first, last):
+        self.missed_events += last - first + 1
+        self._problem("! missed events %d..%d" % (first, last))
 
     def disconnected(self, reason, timed_out):
         """
@@ -576,16 +781,28 @@ class ChatClient:
         lost, self.protocol = self.protocol, None
         self.ready = False
         self._resuming = None
+        shut_down, self._shutting_down = self._shutting_down, False
         if self.finished:
             return
         if self.quitting:
-            self._finish(0)
+            self._finish(self._end_status())
             return
         tls = describe_tls_failure(reason)
         if tls is not None and not (lost and lost.welcomed):
             # No retry mends a certificate: stop, with or without reconnect.
             self.err("cannot connect to %s: %s" % (self.address, tls))
-            self._finish(1)
+            self._finish(EXIT_FAILED)
+            return
+        if shut_down:
+            # Expected: the shutdown frame said so, and the user saw it.
+            if self.reconnect:
+                self._went_offline()
+                if self._reconnect_after is not None:
+                    self.out("* reconnecting in %s s" % (_format_seconds(self._reconnect_after),))
+                else:
+                    self.out("* reconnecting")
+                return
+            self._finish(EXIT_SHUTDOWN)
             return
         if timed_out and not lost.welcomed:
             why = ("no welcome from the server within %s s (is it a TLS port? "
@@ -597,14 +814,25 @@ class ChatClient:
         else:
             why = "server terminated prematurely"
         if self.reconnect:
+            self._went_offline()
             self.out("* %s; reconnecting" % (why,))
             return
         self.err(why)
-        self._finish(1)
+        self._finish(EXIT_FAILED)
+
+    def _went_offline(self):
+        self._offline_since = self.clock.seconds()
+        self._next_attempt = None
+        self._told_queued = False
 
     # Internals.
 
     def _welcome(self, message):
+        if self._welcomed_once:
+            self.reconnections += 1
+        else:
+            # Only now is the connection known to work (TLS verified too).
+            self.out("chatting server(%s) connect success!" % (self.address,))
         self.max_text = int(_positive(message, "max_text", wire.DEFAULT_MAX_TEXT))
         self._pace = _pacer(message.get("rate"), self.clock)
         seq = message.get("seq")
@@ -638,7 +866,7 @@ class ChatClient:
         """
         if self.nick is None or self.password is None:
             self.err("the server wants a login: use --login --name NAME")
-            self._finish(1)
+            self._finish(EXIT_FAILED)
             return
         self._logging_in = True
         self.protocol.send("login", name=self.nick, password=self.password)
@@ -653,6 +881,8 @@ class ChatClient:
         how, self._resuming = self._resuming, None
         self.name = message.get("name", self.name)
         replayed = message.get("replayed", 0)
+        if isinstance(replayed, int) and not isinstance(replayed, bool) and replayed > 0:
+            self.replayed_events += replayed
         if how == "lagged":
             self.out("* caught up, %s missed events replayed" % (replayed,))
             return
@@ -666,7 +896,7 @@ class ChatClient:
     def _resume_failed(self, message):
         how, self._resuming = self._resuming, None
         if how == "lagged":
-            self.out("! could not catch up: %s" % (sanitize(message.get("message", "")),))
+            self._problem("! could not catch up: %s" % (sanitize(message.get("message", "")),))
             return
         self.out("* reconnected as a new session (the server no longer had ours)")
         if (
@@ -674,11 +904,12 @@ class ChatClient:
             and self._welcome_seq is not None
             and self._welcome_seq > self.last_seq
         ):
-            self.out("! missed events %d..%d" % (self.last_seq + 1, self._welcome_seq))
+            self._missed(self.last_seq + 1, self._welcome_seq)
         if self._unconfirmed:
-            self.out(
+            self._problem(
                 "! %d of your messages may not have been delivered"
-                % (len(self._unconfirmed),)
+                % (len(self._unconfirmed),),
+                failed=len(self._unconfirmed),
             )
             self._unconfirmed.clear()
         self.session = self._new_session
@@ -710,6 +941,7 @@ class ChatClient:
 
     def _ready(self):
         self.ready = True
+        self._offline_since = self._next_attempt = None
         self.outstanding = 0
         self._pump()
         self._maybe_finish()
@@ -740,10 +972,23 @@ class ChatClient:
 
     def _drain_expired(self):
         self._drain_call = None
-        self.out(
+        self._gave_up = True
+        self._problem(
             "! gave up waiting for %d replies from the server" % (self.outstanding,)
         )
         self.quit()
+
+    def _end_status(self):
+        """
+        The exit status of a session that ends because we leave.
+        """
+        if self._interrupted:
+            return EXIT_INTERRUPTED
+        if self._gave_up:
+            return EXIT_FAILED
+        if self.failed_lines:
+            return EXIT_REFUSED
+        return EXIT_OK
 
     def _cancel_timers(self):
         self._drain_call = cancelled(self._drain_call)
@@ -769,8 +1014,13 @@ class ConsoleProtocol(LineReceiver):
     _discarding = False
     _leftover = b""
 
-    def __init__(self, client):
+    def __init__(self, client, stderr=None):
+        """
+        @param client: the L{ChatClient}.
+        @param stderr: where L{write_error} writes (C{sys.stderr}).
+        """
         self.client = client
+        self.stderr = sys.stderr if stderr is None else stderr
         self._closed = defer.Deferred()
         self.MAX_LENGTH = wire.DEFAULT_MAX_FRAME
 
@@ -802,14 +1052,24 @@ class ConsoleProtocol(LineReceiver):
         """
         Refuse an over-long line but keep reading.  (Twisted API.)
         """
-        self.write_line(
-            "! line too long (more than %d bytes), not sent" % (self.MAX_LENGTH,)
-        )
+        self.client.line_too_long(self.MAX_LENGTH)
         _, found, rest = line.partition(self.delimiter)
         if found:
             self._leftover = rest
         else:
             self._discarding = True
+
+    def _final_line(self):
+        """
+        What is left after the last newline when stdin ends is a line too.
+        """
+        rest, self._buffer = self._buffer, b""
+        if rest and not self._discarding:
+            if len(rest) > self.MAX_LENGTH:
+                self.lineLengthExceeded(rest)
+            else:
+                self.lineReceived(rest)
+        self._discarding = False
 
     def write_line(self, text):
         """
@@ -818,10 +1078,25 @@ class ConsoleProtocol(LineReceiver):
         if self.transport is not None:
             self.transport.write(text.encode("utf-8", "replace") + b"\n")
 
+    def write_error(self, text):
+        """
+        Write one line to stderr, after what is waiting to go to stdout, so
+        that a terminal (or C{2>&1}) shows both in the order they happened.
+        """
+        # StandardIO holds stdout's lines until the reactor finds it
+        # writable; stderr is written at once.  Hand stdout what waits first
+        # (what a full pipe does not take stays queued, as before).
+        writer = getattr(self.transport, "_writer", None)
+        if writer is not None and writer.connected and not writer.disconnecting:
+            writer.doWrite()
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
     def readConnectionLost(self):
         """
         stdin ended.  (L{IHalfCloseableProtocol}.)
         """
+        self._final_line()
         self.client.end_of_input()
 
     def writeConnectionLost(self):
@@ -834,6 +1109,7 @@ class ConsoleProtocol(LineReceiver):
         """
         stdio is closed.  (Twisted API.)
         """
+        self._final_line()
         if not self._closed.called:
             self._closed.callback(None)
         if not self.client.finished:
@@ -859,13 +1135,13 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: python -m twisted_chat.client [--host HOST] [--port PORT] "
-        "[--server HOST:PORT ...] [--name NAME] [--reconnect] "
+        "[--server HOST:PORT ...] [--name NAME [--login]] [--reconnect] "
         "[--tls [--cafile PATH | --insecure]]"
     )
     longdesc = "Chat on a twisted-chat server from a terminal or a pipe."
 
     optParameters = [
-        ["host", "h", "127.0.0.1", "The server's host name or address."],
+        ["host", None, "127.0.0.1", "The server's host name or address."],
         ["port", "p", wire.DEFAULT_PORT, "The server's port.", usage.portCoerce],
         ["name", "n", None, "The name to take once connected."],
         ["cafile", None, None, "With --tls: trust the CA certificates in this PEM "
@@ -903,16 +1179,31 @@ class Options(usage.Options):
         self["servers"] = []
 
     def opt_server(self, value):
-        """
-        A server as HOST:PORT; give it several times for the nodes of a
-        cluster: --reconnect then goes to the next one each time.
-        """
         try:
             self["servers"].append(parse_server(value))
         except ValueError as e:
             raise usage.UsageError("--server: %s" % (e,))
 
+    # One line: usage keeps a docstring's indentation in --help.
+    opt_server.__doc__ = (
+        "A server as HOST:PORT; give it several times for the nodes of a cluster: "
+        "--reconnect then goes to the next one each time.")
     opt_s = opt_server
+
+    def opt_help(self):
+        """
+        Display this help and exit.
+        """
+        super().opt_help()
+
+    opt_h = opt_help
+
+    def opt_version(self):
+        """
+        Display the version of twisted-chat and exit.
+        """
+        sys.stdout.write("twisted-chat %s\n" % (twisted_chat.__version__,))
+        sys.exit(0)
 
     def postOptions(self):
         """
@@ -996,6 +1287,53 @@ def tls_options(cafile=None, insecure=False):
     return lambda host: ssl.optionsForClientTLS(host, trustRoot=trust)
 
 
+def describe_connect_failure(reason):
+    """
+    Why a connection attempt failed, in words: never the repr of an object.
+    """
+    error = reason.value
+    if isinstance(error, (defer.CancelledError, ConnectingCancelledError)):
+        return "the attempt was cancelled"
+    if isinstance(error, ConnectError) and isinstance(error.osError, int):
+        return os.strerror(error.osError)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if all(isinstance(arg, (str, int, float)) for arg in error.args):
+        text = str(error).rstrip(".")
+        if text:
+            return text
+    return type(error).__name__
+
+
+def _mismatched(error):
+    """
+    The names a certificate was checked for, from a service_identity
+    error.
+    """
+    names = []
+    for mismatch in getattr(error, "errors", []):
+        wanted = getattr(mismatch, "mismatched_id", None)
+        for field in ("hostname", "ip", "pattern"):
+            value = getattr(wanted, field, None)
+            if value is not None:
+                if isinstance(value, bytes):
+                    value = value.decode("ascii", "replace")
+                names.append(sanitize(str(value)))
+                break
+    return names
+
+
+def _openssl_reasons(error):
+    """
+    The reasons in a pyOpenSSL error (a list of (library, function, reason)).
+    """
+    reasons = []
+    for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+        if isinstance(entry, tuple) and entry and isinstance(entry[-1], str) and entry[-1]:
+            reasons.append(entry[-1])
+    return "; ".join(reasons) or type(error).__name__
+
+
 def describe_tls_failure(reason):
     """
     A line saying why TLS failed, from a connection's end reason; L{None}
@@ -1004,16 +1342,20 @@ def describe_tls_failure(reason):
     error = reason.value
     module = type(error).__module__ or ""
     if module.startswith("service_identity"):
-        return "the server's certificate is not for this host name (%s)" % (error,)
+        names = _mismatched(error)
+        if names:
+            return "the server's certificate is not for this host name (%s)" % (
+                ", ".join(names),)
+        return "the server's certificate is not for this host name"
     if not module.startswith("OpenSSL"):
         return None
-    text = str(error)
+    text = _openssl_reasons(error)
     if "certificate verify failed" in text:
         return ("the server's certificate is not trusted (certificate verify "
                 "failed); --cafile trusts a private CA")
     if "wrong version number" in text or "record layer failure" in text:
         return "TLS handshake failed: the server does not speak TLS on this port"
-    return "TLS handshake failed: %s" % (text,)
+    return "TLS handshake failed: %s" % (sanitize(text),)
 
 
 def format_server(host, port):
@@ -1091,6 +1433,13 @@ def _write_err(text):
     sys.stderr.flush()
 
 
+def _is_terminal(stream):
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def main(reactor, *argv, ask=None):
     """
     Run the client until the session ends.  (L{react} API.)
@@ -1099,7 +1448,8 @@ def main(reactor, *argv, ask=None):
         the password: L{run} asks for it before the reactor starts.
 
     @return: a Deferred that fires once, when the session is over; it fails
-        with L{SystemExit} for a non-zero exit status.
+        with L{SystemExit} for a non-zero exit status (the C{EXIT_*}
+        constants).
     """
     from twisted.internet.stdio import StandardIO
 
@@ -1109,7 +1459,7 @@ def main(reactor, *argv, ask=None):
     except usage.UsageError as e:
         _write_err("twisted-chat: %s" % (e,))
         _write_err("try --help for the options")
-        return defer.fail(SystemExit(2))
+        return defer.fail(SystemExit(EXIT_USAGE))
 
     password = None
     if options["login"]:
@@ -1118,7 +1468,7 @@ def main(reactor, *argv, ask=None):
             password = ask(options["name"])
         if not password:
             _write_err("twisted-chat: no password given")
-            return defer.fail(SystemExit(2))
+            return defer.fail(SystemExit(EXIT_USAGE))
     servers = options["servers"]
     address = format_server(*servers[0])
     console = ConsoleProtocol(None)
@@ -1126,10 +1476,12 @@ def main(reactor, *argv, ask=None):
         reactor,
         address,
         console.write_line,
-        _write_err,
+        console.write_error,
         nick=options["name"],
         reconnect=bool(options["reconnect"]),
         password=password,
+        batch=not _is_terminal(sys.stdin),
+        tls=options["tls_options"] is not None,
     )
     console.client = client
     stdio = StandardIO(console, reactor=reactor)
