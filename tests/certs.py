@@ -6,7 +6,9 @@ tests, made with C{cryptography}.
 import datetime
 import ipaddress
 import os
+import shutil
 import tempfile
+import weakref
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,7 +33,13 @@ class ThrowawayCA:
     A certificate authority that exists for one test run.
     """
 
-    def __init__(self, name="twisted-chat test CA"):
+    def __init__(self, name="twisted-chat test CA", directory=None):
+        """
+        @param directory: where to write the PEM files: a directory that
+            the caller removes (it is made if missing).  By default a
+            temporary one, removed with this object (at the latest when the
+            process exits).
+        """
         self.key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         self.certificate = (
@@ -52,7 +60,12 @@ class ThrowawayCA:
                 critical=True)
             .sign(self.key, hashes.SHA256())
         )
-        self.directory = tempfile.mkdtemp(prefix="twisted-chat-certs-")
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="twisted-chat-certs-")
+            weakref.finalize(self, shutil.rmtree, directory, True)
+        else:
+            os.makedirs(directory, exist_ok=True)
+        self.directory = directory
 
     def write(self, filename, data):
         path = os.path.join(self.directory, filename)
@@ -71,6 +84,30 @@ class ThrowawayCA:
         A key and a certificate for C{hostname} (and 127.0.0.1), signed by
         this CA, as PEM files: (key path, certificate path).
         """
+        key, certificate = self.server_certificate(hostname)
+        return (
+            self.write(hostname + ".key", _pem(key)),
+            self.write(hostname + ".pem", certificate.public_bytes(serialization.Encoding.PEM)),
+        )
+
+    def server_options(self, hostname="localhost"):
+        """
+        Twisted TLS server options with a key and a certificate for
+        C{hostname} from this CA, for an L{SSL4ServerEndpoint}.  They hold
+        C{cryptography} objects, which pyOpenSSL takes without the
+        DeprecationWarning its own X509 and PKey objects bring (as the
+        C{ssl:} endpoint string makes them).
+        """
+        from twisted.internet.ssl import CertificateOptions
+
+        key, certificate = self.server_certificate(hostname)
+        return CertificateOptions(privateKey=key, certificate=certificate)
+
+    def server_certificate(self, hostname="localhost"):
+        """
+        A key and a certificate for C{hostname} (and 127.0.0.1), signed by
+        this CA, as C{cryptography} objects.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         certificate = (
@@ -87,7 +124,4 @@ class ThrowawayCA:
                 critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        return (
-            self.write(hostname + ".key", _pem(key)),
-            self.write(hostname + ".pem", certificate.public_bytes(serialization.Encoding.PEM)),
-        )
+        return key, certificate

@@ -1,10 +1,14 @@
 """
-TLS: the server on a Twisted ssl: endpoint, the stdio client with --tls,
+TLS: the server on a Twisted TLS endpoint, the stdio client with --tls,
 against a throwaway CA (tests/certs.py).
 """
 
+import os
+import shutil
+import tempfile
+
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
 from tests.loopback import LoopbackMixin, exit_status
@@ -26,18 +30,26 @@ class TLSTests(LoopbackMixin, TestCase):
     if ThrowawayCA is None:  # pragma: no cover
         skip = "cryptography is not installed (pip install '.[test]')"
 
+    def make_ca(self, name="twisted-chat test CA"):
+        """
+        A L{ThrowawayCA} whose files are removed when the test ends.
+        """
+        # Not self.mktemp(): under pytest that lands in the checkout.
+        directory = tempfile.mkdtemp(prefix="twisted-chat-certs-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        return ThrowawayCA(name, directory=os.path.join(directory, "ca"))
+
     @defer.inlineCallbacks
     def tls_server(self, hostname="localhost"):
         """
         A server on a TLS port of 127.0.0.1 with a certificate for
         C{hostname} from this test's CA; its port.
         """
-        self.ca = ThrowawayCA()
-        key, cert = self.ca.server_files(hostname)
+        self.ca = self.make_ca()
         factory = ChatServerFactory(clock=reactor)
         self.addCleanup(factory.shutdown, "test over", 1.0)
-        endpoint = serverFromString(
-            reactor, "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert))
+        endpoint = SSL4ServerEndpoint(
+            reactor, 0, self.ca.server_options(hostname), interface="127.0.0.1")
         port = yield endpoint.listen(factory)
         self.addCleanup(port.stopListening)
         return port.getHost().port
@@ -63,9 +75,28 @@ class TLSTests(LoopbackMixin, TestCase):
         child = yield self.chat(port, "--tls", "--cafile", self.ca.ca_file())
         self.assertEqual(exit_status(child.ended.result), (0, None), bytes(child.err))
         self.assertIn(b"> guest-1: hello over tls", child.out)
+        self.assertTrue(
+            child.out.startswith(b"chatting server(localhost:%d) connect success!\n" % (port,)),
+            bytes(child.out))
+
+    def assertRefused(self, child, why):
+        """
+        The client ended with EXIT_FAILED and one line on stderr containing
+        C{why}, and never claimed to be connected.
+        """
+        self.assertEqual(exit_status(child.ended.result), (1, None))
+        err = child.err.decode()
+        self.assertIn(why, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertNotIn(b"connect success", child.out)
+        self.assertNotIn(b"you are", child.out)
+        self.assertNotIn(b"hello over tls", child.out)
 
     @defer.inlineCallbacks
     def test_cafile_alone_means_tls(self):
+        """
+        --cafile implies --tls.
+        """
         port = yield self.tls_server()
         child = yield self.chat(port, "--cafile", self.ca.ca_file())
         self.assertEqual(exit_status(child.ended.result), (0, None), bytes(child.err))
@@ -76,12 +107,10 @@ class TLSTests(LoopbackMixin, TestCase):
         A certificate for another name is refused, in one line.
         """
         port = yield self.tls_server(hostname="elsewhere.example")
-        child = yield self.chat(port, "--tls", "--cafile", self.ca.ca_file(), "--reconnect")
-        self.assertEqual(exit_status(child.ended.result), (1, None))
-        err = child.err.decode()
-        self.assertIn("the server's certificate is not for this host name", err)
-        self.assertEqual(len(err.strip().splitlines()), 1, err)
-        self.assertNotIn(b"hello over tls", child.out)
+        for options in [(), ("--reconnect",)]:
+            child = yield self.chat(port, "--tls", "--cafile", self.ca.ca_file(), *options)
+            self.assertRefused(
+                child, "the server's certificate is not for this host name (localhost)\n")
 
     @defer.inlineCallbacks
     def test_untrusted(self):
@@ -90,13 +119,11 @@ class TLSTests(LoopbackMixin, TestCase):
         the message is not sent.
         """
         port = yield self.tls_server()
-        other = ThrowawayCA("another CA")
-        for options in [("--tls",), ("--tls", "--cafile", other.ca_file())]:
+        other = self.make_ca("another CA")
+        for options in [("--tls",), ("--tls", "--cafile", other.ca_file()),
+                        ("--cafile", other.ca_file(), "--reconnect")]:
             child = yield self.chat(port, *options)
-            self.assertEqual(exit_status(child.ended.result), (1, None))
-            err = child.err.decode()
-            self.assertIn("the server's certificate is not trusted", err)
-            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertRefused(child, "the server's certificate is not trusted")
 
     @defer.inlineCallbacks
     def test_insecure(self):
@@ -122,13 +149,22 @@ class TLSTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_tls_client_on_plain_port(self):
+        """
+        A TLS client on a plain port says the server does not speak TLS.
+        """
         server = yield self.start_server()
         child = yield self.chat(server.port, "--insecure")
         self.assertEqual(exit_status(child.ended.result), (1, None))
         self.assertIn(b"the server does not speak TLS", child.err)
         self.assertNotIn(b"Traceback", child.err + child.out)
+        self.assertNotIn(b"connect success", child.out)
+        self.assertNotIn(b"[(", child.err)
 
     def test_cafile_and_insecure(self):
+        """
+        --cafile and --insecure contradict each other; a missing --cafile
+        is a usage error.
+        """
         from twisted.python.usage import UsageError
 
         from twisted_chat.client import Options
@@ -136,3 +172,35 @@ class TLSTests(LoopbackMixin, TestCase):
         self.assertRaises(UsageError, Options().parseOptions, ["--insecure", "--cafile", "x"])
         e = self.assertRaises(UsageError, Options().parseOptions, ["--cafile", "/nonexistent"])
         self.assertIn("--cafile", str(e))
+
+
+class ThrowawayCATests(TestCase):
+    """
+    The test PKI leaves nothing behind.
+    """
+
+    def test_directory_from_caller(self):
+        """
+        Files go where the caller says.
+        """
+        if ThrowawayCA is None:  # pragma: no cover
+            raise self.skipTest("cryptography is not installed")
+        parent = tempfile.mkdtemp(prefix="twisted-chat-certs-")
+        self.addCleanup(shutil.rmtree, parent, True)
+        ca = ThrowawayCA(directory=os.path.join(parent, "here"))
+        self.assertEqual(os.path.dirname(ca.ca_file()), os.path.join(parent, "here"))
+
+    def test_default_directory_removed(self):
+        """
+        A CA that made its own directory removes it when it goes.
+        """
+        if ThrowawayCA is None:  # pragma: no cover
+            raise self.skipTest("cryptography is not installed")
+        ca = ThrowawayCA()
+        directory = os.path.dirname(ca.ca_file())
+        self.assertTrue(os.path.isdir(directory))
+        del ca
+        import gc
+
+        gc.collect()
+        self.assertFalse(os.path.exists(directory))
