@@ -1180,24 +1180,25 @@ class BatchFailureTests(ClientMixin, SynchronousTestCase):
     def test_too_long_in_order(self):
         """
         ok, a 5000-character line and after, piped before the welcome: the
-        refusal is on stderr after the connect line, the others are sent,
-        and the exit status is EXIT_REFUSED.
+        refusal is on stderr in the input's order (after ok's echo, before
+        after is sent), the others are sent, and the exit status is
+        EXIT_REFUSED.
         """
         for line in ["ok", "x" * 5000, "after"]:
             self.client.line_received(line)
         self.client.end_of_input()
         self.deliver(**WELCOME)
-        self.assertEqual(
-            self.sent(), [{"type": "message", "text": "ok"}, {"type": "message", "text": "after"}])
+        self.assertEqual(self.sent(), [{"type": "message", "text": "ok"}])
         self.echo("ok", 5)
+        self.assertEqual(self.sent(), [{"type": "message", "text": "after"}])
         self.echo("after", 6)
         self.assertEqual(self.sent(), [{"type": "quit"}])
         self.lose()
         self.assertEqual(self.transcript, [
             ("out", "chatting server(127.0.0.1:56562) connect success!"),
             ("out", "* you are guest-7; type /help for help"),
-            ("err", "! message too long (5000 characters, the limit is 4096)"),
             ("out", "> guest-7: ok"),
+            ("err", "! message too long (5000 characters, the limit is 4096)"),
             ("out", "> guest-7: after"),
         ])
         self.assertEqual(self.status(), EXIT_REFUSED)
@@ -1232,16 +1233,19 @@ class BatchFailureTests(ClientMixin, SynchronousTestCase):
         Unknown and incomplete commands are reported in their turn, on
         stderr, and count as lines not sent.
         """
-        for line in ["/dance", "/nick", "hi"]:
+        for line in ["/dance", "/nick", "hi", "/bogus", "last"]:
             self.client.line_received(line)
         self.client.end_of_input()
         self.deliver(**WELCOME)
         self.echo("hi", 5)
+        self.echo("last", 6)
         self.lose()
         self.assertEqual(self.transcript[2:], [
             ("err", "! unknown command /dance (try /help)"),
             ("err", "! usage: /nick NAME"),
             ("out", "> guest-7: hi"),
+            ("err", "! unknown command /bogus (try /help)"),
+            ("out", "> guest-7: last"),
         ])
         self.assertEqual(self.status(), EXIT_REFUSED)
 

@@ -541,13 +541,18 @@ class ChatClient:
         outbox = self._outbox
         while outbox:
             type, fields = outbox[0]
+            problem = None
             if type == "problem":
+                problem = fields["line"]
+            elif type == "message" and len(fields["text"]) > self.max_text:
+                problem = _too_long(fields["text"], self.max_text)
+            if problem is not None:
+                if self.outstanding:
+                    # Shown in its turn: after the answers to the lines
+                    # before it (L{_answered} pumps again).
+                    break
                 outbox.popleft()
-                self._problem(fields["line"], failed=1)
-                continue
-            if type == "message" and len(fields["text"]) > self.max_text:
-                outbox.popleft()
-                self._problem(_too_long(fields["text"], self.max_text), failed=1)
+                self._problem(problem, failed=1)
                 continue
             if type == "message" and self._pace is not None:
                 delay = self._pace.take()
@@ -750,7 +755,7 @@ class ChatClient:
                 # Whatever it answers, something we sent was refused.
                 self._answered()
                 self._problem(render(message), failed=1)
-                self._maybe_finish()
+                self._next_after_answers()
                 return
             elif kind == "shutdown":
                 self._shutting_down = True
@@ -760,7 +765,18 @@ class ChatClient:
             line = render(message)
             if line is not None:
                 self.out(line)
-        self._maybe_finish()
+        self._next_after_answers()
+
+    def _next_after_answers(self):
+        """
+        A message has been shown: a problem line that waited for the
+        answers to the lines before it may now follow (L{_pump}), and the
+        session may be over.
+        """
+        if not self.outstanding and self._outbox:
+            self._pump()
+        else:
+            self._maybe_finish()
 
     def bad_frame(self, text):
         """
