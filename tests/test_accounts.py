@@ -5,11 +5,10 @@ and the stdio client logging in over TLS.
 
 import io
 import os
-import shutil
 import stat
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.common import ServerMixin, temp_dir
@@ -256,17 +255,13 @@ class ClientLoginTests(LoopbackMixin, TestCase):
     def setUp(self):
         from tests.certs import ThrowawayCA
 
-        self.ca = ThrowawayCA()
-        # Its directory is the CA's to make; removing it is ours (tolerant,
-        # in case the CA learns to remove it itself).
-        self.addCleanup(shutil.rmtree, self.ca.directory, True)
-        key, cert = self.ca.server_files("localhost")
+        self.ca = ThrowawayCA(directory=temp_dir(self, "twisted-chat-certs-"))
         path = write_file(self, "alice:%s\n" % (accounts.hash_password("pw-a"),))
         factory = ChatServerFactory(
             clock=reactor, portal=accounts.portal(accounts.AuthFile(path)))
         self.addCleanup(factory.shutdown, "test over", 1.0)
-        port = yield serverFromString(
-            reactor, "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)
+        port = yield SSL4ServerEndpoint(
+            reactor, 0, self.ca.server_options("localhost"), interface="127.0.0.1"
         ).listen(factory)
         self.addCleanup(port.stopListening)
         self.port = port.getHost().port
