@@ -214,6 +214,70 @@ class TwoNodesTests(ClusterMixin, TestCase):
         yield poll(lambda: events(client, ("join",)))
 
 
+class PendingTests(ClusterMixin, TestCase):
+    """
+    On a node of a cluster too, a connection that has not sent its first
+    frame is owed every event after its welcome, whatever --backlog is.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        redis = yield self.start_redis()
+        self.a = yield self.start_node(redis, backlog=8)
+        self.b = yield self.start_node(redis, backlog=8)
+        self.b.join_hold = 30
+        self.talker = yield self.raw_client(self.a.port)
+        yield self.talker.wait_for_type("join")
+
+    @defer.inlineCallbacks
+    def burst(self, after_seq, count=18):
+        """
+        The talker sends C{count} messages, each once node b has the one
+        before (flow control refuses messages while a node is 3/4 of a
+        backlog this small behind); node b then keeps only 8 of them.
+        """
+        for i in range(count):
+            send(self.talker, type="message", text="m%d" % (i,))
+            yield poll(lambda: len([t for t in texts(self.talker) if t.startswith("m")]) > i)
+        yield poll(lambda: self.b.hub.seq >= after_seq + count)
+        self.assertEqual(len(self.b.hub.backlog), 8)
+
+    @defer.inlineCallbacks
+    def test_join_after_burst(self):
+        """
+        18 messages from a client of the other node while this one is
+        pending all reach it, then its own join, with no gap.
+        """
+        quiet = yield self.raw_client(self.b.port, first=None)
+        welcome_seq = quiet.messages[0]["seq"]
+        yield self.burst(welcome_seq)
+        send(quiet, type="heartbeat")
+        yield poll(lambda: any(m.get("name") == quiet.messages[0]["name"]
+                               for m in events(quiet, ("join",))))
+        seqs = [m["seq"] for m in events(quiet)]
+        self.assertEqual(seqs, list(range(welcome_seq + 1, seqs[-1] + 1)))
+        self.assertEqual(texts(quiet), ["m%d" % (i,) for i in range(18)])
+
+    @defer.inlineCallbacks
+    def test_resume_after_burst(self):
+        """
+        A resume of a session of the other node, sent after a burst larger
+        than the backlog that came while the new connection was pending,
+        replays all of it (node b asks Redis before it replays).
+        """
+        mover = yield self.raw_client(self.a.port)
+        yield mover.wait_for_type("join")
+        last_seq = events(mover)[-1]["seq"]
+        quiet = yield self.raw_client(self.b.port, first=None)
+        yield self.burst(quiet.messages[0]["seq"])
+        send(quiet, type="resume", session=mover.messages[0]["session"], last_seq=last_seq)
+        (resumed,) = yield quiet.wait_for_type("resumed")
+        self.assertEqual(resumed["replayed"], 18)
+        self.assertEqual(texts(quiet), ["m%d" % (i,) for i in range(18)])
+        assert_gap_free(self, quiet)
+
+
 class FlowControlTests(ClusterMixin, TestCase):
     """
     No node loses events to trimming: while one is far behind, chat messages
