@@ -140,6 +140,25 @@ class LoopbackMixin:
 
         return endpoint.listen(factory).addCallback(listening)
 
+    @defer.inlineCallbacks
+    def connect_raw(self, port, protocol=None):
+        """
+        Connect a bare protocol (a L{RawClient} by default) to
+        127.0.0.1:C{port}; cleanup aborts it and waits until it is closed.
+
+        @return: a Deferred firing with the protocol once connected.
+        """
+        protocol = RawClient() if protocol is None else protocol
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
+
+        def cleanup():
+            if protocol.transport.connected:
+                protocol.transport.abortConnection()
+            return protocol.lost
+
+        self.addCleanup(cleanup)
+        return protocol
+
     def connect_client(self, port, nick=None):
         """
         Connect a L{ChatClient} to 127.0.0.1:C{port} and wait for its welcome.

@@ -65,19 +65,6 @@ class FaultTests(LoopbackMixin, TestCase):
     timeout = 40
 
     @defer.inlineCallbacks
-    def connect_raw(self, port, protocol=None):
-        protocol = RawClient() if protocol is None else protocol
-        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
-
-        def cleanup():
-            if protocol.transport.connected:
-                protocol.transport.abortConnection()
-            return protocol.lost
-
-        self.addCleanup(cleanup)
-        return protocol
-
-    @defer.inlineCallbacks
     def test_killed_and_restarted_server(self):
         """
         Server killed (SIGKILL), then restarted on the same port (crash and

@@ -57,20 +57,12 @@ class RoomTests(LoopbackMixin, TestCase):
         self.assertEqual(server.hub.seq, clients[-1].last_seq)
 
     @defer.inlineCallbacks
-    def connect_raw(self, port):
+    def connect_welcomed(self, port):
         """
-        A L{RawClient} connected to 127.0.0.1:C{port}, welcomed, and closed
-        (both ends) in cleanup.
+        A L{RawClient} connected to 127.0.0.1:C{port} that has had its
+        welcome.
         """
-        raw = RawClient()
-        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), raw)
-
-        def close():
-            if raw.transport.connected:
-                raw.transport.abortConnection()
-            return raw.lost
-
-        self.addCleanup(close)
+        raw = yield self.connect_raw(port)
         yield raw.wait_for_type("welcome")
         return raw
 
@@ -83,10 +75,10 @@ class RoomTests(LoopbackMixin, TestCase):
         """
         server = yield self.start_server(backlog=8)
         server.join_hold = 30
-        talker = yield self.connect_raw(server.port)
+        talker = yield self.connect_welcomed(server.port)
         talker.sendString(wire.encode({"type": "heartbeat"}))
         yield talker.wait_for_type("join")
-        quiet = yield self.connect_raw(server.port)
+        quiet = yield self.connect_welcomed(server.port)
         talker.transport.write(b"".join(
             wire.encode_frame({"type": "message", "text": "m%d" % (i,)}) for i in range(18)))
         yield talker.waiter.wait_until(
