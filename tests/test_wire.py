@@ -143,6 +143,27 @@ class DuplicateMemberTests(SynchronousTestCase):
         """
         self.assertRaises(ProtocolError, wire.decode, b'{"type":"x","\\u0074ype":"who"}')
 
+    def test_many_members(self):
+        """
+        Finding the duplicate among many members costs in proportion to
+        their number, not its square (a frame of 64 KiB with the repeat
+        last took a second to refuse that way): counted in comparisons.
+        """
+        compared = []
+
+        class Key(str):
+            __hash__ = str.__hash__
+
+            def __eq__(self, other):
+                compared.append(1)
+                return str.__eq__(self, other)
+
+        pairs = [(Key("k%d" % (i,)), 1) for i in range(5000)]
+        pairs.append((Key("k4999"), 2))
+        error = self.assertRaises(ValueError, wire._unique_members, pairs)
+        self.assertEqual(str(error), "k4999")
+        self.assertLess(len(compared), 5 * len(pairs))
+
     def test_quoted_back_safely(self):
         """
         The duplicated name is quoted back escaped and shortened.

@@ -211,9 +211,11 @@ def _unique_members(pairs):
     """
     members = dict(pairs)
     if len(members) != len(pairs):
-        raise _DuplicateKey(next(
-            key for i, (key, _) in enumerate(pairs)
-            if any(key == other for other, _ in pairs[:i])))
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return members
 
 
