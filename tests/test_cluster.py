@@ -539,6 +539,90 @@ class StreamReadingTests(TestCase):
         self.assertEqual(self.hub.seq, 5)
 
 
+class FakeCommands:
+    """
+    A node's command link whose answers the test gives, when it likes.
+    """
+
+    protocol = object()
+
+    def __init__(self):
+        self.calls = []
+
+    def eval(self, script, keys, args):
+        d = defer.Deferred()
+        self.calls.append((script, d))
+        return d
+
+
+class RemoteResumeTests(TestCase):
+    """
+    A resume of a session another node had: the node asks Redis, and the
+    room goes on while it waits.
+    """
+
+    def setUp(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from twisted_chat import cluster
+
+        self.cluster = cluster
+        self.hub = cluster.ClusterHub(
+            MemoryReactorClock(), RedisAddress("redis://127.0.0.1:1/0"), backlog=4)
+        self.hub.commands = FakeCommands()
+        self.hub._add(FakeClient("ann"))
+        for seq in (1, 2, 3):
+            self.entry(seq)
+        self.new = FakeClient("guest-x1")
+        self.hub.expect(self.new)
+        self.answer = self.hub.resume(self.new, "elsewhere", 1)
+        ((script, self.redis),) = self.hub.commands.calls
+        self.assertIs(script, cluster.RESUME)
+
+    def entry(self, seq):
+        payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
+        self.hub._deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+
+    def test_events_while_redis_answers(self):
+        """
+        Events that age out of the backlog while Redis answers are still
+        replayed (they were taken when Redis was asked), and so are those
+        that came meanwhile: one run, gap-free, from last_seq + 1.
+        """
+        for seq in range(4, 11):
+            self.entry(seq)
+        self.redis.callback([1, b"bob"])
+        self.assertEqual(self.successResultOf(self.answer), 9)
+        self.assertEqual([m["seq"] for m in self.new.events()], list(range(2, 11)))
+        self.assertEqual((self.new.name, self.new.behind), ("bob", []))
+        self.assertIn(self.new, self.hub)
+
+    def test_too_much_while_redis_answers(self):
+        """
+        If what came meanwhile outgrows what the node holds for one
+        connection, the connection is told it lagged from there: never a
+        silent gap.
+        """
+        self.hub.hold_limit = 100
+        for seq in range(4, 11):
+            self.entry(seq)
+        self.redis.callback([1, b"bob"])
+        self.assertEqual([m["seq"] for m in self.new.events()], [2, 3])
+        self.assertEqual(self.new.behind, [4])
+
+    def test_lost_while_redis_answers(self):
+        """
+        A connection lost while Redis answered is not left in the room:
+        Redis gave it the session, so it leaves (and frees the name).
+        """
+        self.hub.leave(self.new, wire.REASON_RESET)
+        self.redis.callback([1, b"bob"])
+        self.successResultOf(self.answer)
+        self.assertNotIn(self.new, self.hub)
+        self.assertEqual(self.new.events(), [])
+        self.assertIs(self.hub.commands.calls[-1][0], self.cluster.LEAVE)
+
+
 class LoadTests(ClusterMixin, TestCase):
     """
     The load tool across two nodes: one room under load.

@@ -4,10 +4,13 @@ events from being lost: resume with replay, slow readers, flood control and
 connection limits.  Protocol level, on L{StringTransport} and a L{Clock}.
 """
 
+from twisted.internet import defer
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.common import ServerMixin, parse_frames
+from twisted_chat import wire
+from twisted_chat.hub import ChatHub
 
 
 class ResumeTests(ServerMixin, SynchronousTestCase):
@@ -216,6 +219,39 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(len(self.factory.hub.backlog), 10)
 
 
+class _AskingHub(ChatHub):
+    """
+    A room that, like a cluster's, answers a resume later.
+    """
+
+    def resume(self, client, token, last_seq):
+        self.asked = defer.Deferred()
+        return self.asked
+
+
+class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
+    """
+    A resume the room answers later, on a connection lost meanwhile.
+    """
+
+    def make_factory(self, **kwargs):
+        return super().make_factory(hub=_AskingHub(self.clock), **kwargs)
+
+    def test_refused_after_lost(self):
+        """
+        A refusal that comes after the connection was lost does not join
+        that dead connection to the room.
+        """
+        (member, member_t), = self.connect_many(1)
+        protocol, _ = self.connect(join=False)
+        self.send(protocol, type="resume", session="gone", last_seq=0)
+        self.lose(protocol)
+        self.factory.hub.asked.errback(
+            wire.ProtocolError(wire.RESUME_FAILED, "unknown session", oldest_seq=1))
+        self.assertNotIn(protocol, self.factory.hub)
+        self.assertEqual(self.received(member_t), [])
+
+
 class SlowReaderTests(ServerMixin, SynchronousTestCase):
     """
     A client that does not read costs the server a bounded amount, and
@@ -322,6 +358,7 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         for _ in range(3):
             self.clock.advance(self.timeout / 3)
             self.send(self.reader, type="heartbeat")
+            self.send(self.talker, type="heartbeat")
         self.assertTrue(self.reader_t.disconnected)
         self.lose(self.reader, ConnectionAborted)
         self.assertEqual(self.received(self.talker_t)[-1]["reason"], "sendq")
@@ -396,10 +433,13 @@ class FloodTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(last["code"], "flooding")
         self.assertIn("60 frames in a row", last["message"])
         # Its socket took the frame, so the connection is closed after it,
-        # not aborted; and nothing it sends any more is read.
+        # not aborted; nothing it sends any more is read, and that frame
+        # stays its last, whatever the room says meanwhile.
         self.assertTrue(self.alice_t.disconnecting)
         self.assertFalse(self.alice_t.disconnected)
         self.say(1)
+        self.send(self.bob, type="message", text="meanwhile")
+        self.assertEqual(self.received(self.bob_t)[-1]["text"], "meanwhile")
         self.assertEqual(self.received(self.alice_t), [])
         self.lose(self.alice)
         self.assertEqual(self.received(self.bob_t)[-1]["reason"], "flood")

@@ -779,7 +779,8 @@ class LeaveReasonTests(ServerMixin, SynchronousTestCase):
     """
 
     def leave_reason(self, end):
-        ((alice, _), (_, bob_t)) = self.connect_many(2)
+        ((alice, _), (bob, bob_t)) = self.connect_many(2)
+        self.others = (bob, bob_t)
         end(alice)
         (leave,) = self.received(bob_t)
         self.assertEqual(leave["type"], "leave")
@@ -812,7 +813,11 @@ class LeaveReasonTests(ServerMixin, SynchronousTestCase):
         A silent client left for reason timeout.
         """
         def end(p):
-            self.clock.advance(self.timeout)
+            # The other client keeps talking; this one says nothing.
+            for _ in range(3):
+                self.clock.advance(self.timeout / 3)
+                self.send(self.others[0], type="heartbeat")
+            self.received(self.others[1])
             self.lose(p, ConnectionAborted)
 
         self.assertEqual(self.leave_reason(end), "timeout")

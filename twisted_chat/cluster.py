@@ -858,13 +858,19 @@ class ClusterHub(ChatHub):
         # Events delivered while Redis answered follow; the connection has
         # not joined, so they were kept for it (expect).
         self.flush()
+        client.session = token
+        client.name = result[1].decode()
+        if client not in self._expected:
+            # Its connection was lost while Redis answered: Redis now has
+            # the session here, so it leaves from here.
+            self._add(client)
+            self.leave(client, wire.REASON_RESET)
+            return 0
         later = self.replay(asked_at)
         self.stats.deliveries += _send_replay(client, frames + (later or []))
         self._forget_expected(client)
         if later is None:
             client.fell_behind(asked_at + 1)
-        client.session = token
-        client.name = result[1].decode()
         self._add(client)
         return len(frames) + len(later or [])
 

@@ -743,6 +743,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Cancel the timers and tell the room why the client left.
         (Twisted API.)
         """
+        # Whatever was under way for it (a login, a resume) ends here.
+        self._closing = True
         self.setTimeout(None)
         self._join_call = cancelled(self._join_call)
         self._lag_call = cancelled(self._lag_call)
@@ -791,9 +793,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     def deliver(self, seq, data):
         """
         Send the frame of event C{seq}, unless the client is lagging too far
-        behind to take it.  (L{IChatClient}.)
+        behind to take it, or its connection is closing (what it was sent
+        last stays its last frame).  (L{IChatClient}.)
         """
-        if self._lagged_from is not None:
+        if self._lagged_from is not None or self._closing:
             return
         sendq = self.sendq
         if (sendq.paused or len(sendq)) and (
