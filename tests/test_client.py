@@ -355,7 +355,7 @@ class ChatClientTests(ClientMixin, SynchronousTestCase):
         self.welcome()
         self.client.line_received("/nick alice")
         self.client.line_received("/who")
-        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice"}, {"type": "who"}])
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice", "id": 1}, {"type": "who"}])
         self.client.line_received("/help")
         self.assertTrue(any("/nick NAME" in line for line in self.lines))
         self.assertEqual(self.sent(), [])
@@ -402,7 +402,7 @@ class ChatClientTests(ClientMixin, SynchronousTestCase):
         self.assertEqual(self.sent(), [])
         self.deliver(**WELCOME)
         self.assertEqual(
-            self.sent(), [{"type": "nick", "name": "alice"}, {"type": "message", "text": "early"}]
+            self.sent(), [{"type": "nick", "name": "alice", "id": 1}, {"type": "message", "text": "early"}]
         )
 
     def test_events_printed(self):
@@ -1022,7 +1022,7 @@ class ReconnectTests(ClientMixin, SynchronousTestCase):
             self.lines[1:],
             ["* reconnected as a new session (the server no longer had ours)", "! missed events 7..9"],
         )
-        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice"}])
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "alice", "id": 2}])
         self.assertEqual((self.client.session, self.client.last_seq), ("s2", 9))
         self.deliver(type="join", seq=10, name="guest-9")
         self.assertEqual(self.lines[-1], "* guest-9 joined")
@@ -1156,10 +1156,10 @@ class FinalLineSentTests(ClientMixin, SynchronousTestCase):
         self.assertEqual(self.sent(), [{"type": "quit"}])
 
 
-class BatchFailureTests(ClientMixin, SynchronousTestCase):
+class _BatchMixin(ClientMixin):
     """
-    Batch mode (stdin not a terminal): problems go to stderr, in their
-    turn, and a line not sent makes the exit status EXIT_REFUSED.
+    A client in batch mode whose stdout and stderr lines go to one
+    transcript, marked "out" and "err".
     """
 
     def make_client(self, nick=None, batch=True):
@@ -1176,6 +1176,13 @@ class BatchFailureTests(ClientMixin, SynchronousTestCase):
 
     def echo(self, text, seq):
         self.deliver(type="message", seq=seq, text=text, time=0, **{"from": "guest-7"})
+
+
+class BatchFailureTests(_BatchMixin, SynchronousTestCase):
+    """
+    Batch mode (stdin not a terminal): problems go to stderr, in their
+    turn, and a line not sent makes the exit status EXIT_REFUSED.
+    """
 
     def test_too_long_in_order(self):
         """
@@ -1290,6 +1297,74 @@ class BatchFailureTests(ClientMixin, SynchronousTestCase):
         self.lose()
         self.assertEqual(self.transcript[-1], ("out", "! the name bob is taken"))
         self.assertEqual(self.status(), EXIT_OK)
+
+
+class RenameTests(_BatchMixin, SynchronousTestCase):
+    """
+    Renames in batch mode: one in flight at a time, and none to the name
+    the client has (the server would answer nothing, and the batch would
+    wait for an answer in vain).
+    """
+
+    def test_to_own_name(self):
+        """
+        /nick to the current name is not sent; the batch ends as soon as
+        the rest is answered, with status 0.
+        """
+        for line in ["/nick guest-7", "hi"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.assertEqual(self.sent(), [{"type": "message", "text": "hi"}])
+        self.echo("hi", 5)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.lose()
+        self.assertIn(("out", "* you are already guest-7"), self.transcript)
+        self.assertEqual(self.status(), EXIT_OK)
+
+    def test_same_name_twice(self):
+        """
+        The second of two renames to one name waits for the first, and is
+        then seen to be the name the client has.
+        """
+        for line in ["/nick bob", "/nick bob"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "bob", "id": 1}])
+        self.deliver(type="nick", seq=5, old="guest-7", new="bob")
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.lose()
+        self.assertEqual(self.transcript[-1], ("out", "* you are already bob"))
+        self.assertEqual(self.status(), EXIT_OK)
+
+    def test_refused_rename_releases_the_next(self):
+        """
+        A refused rename (its error echoes the rename's id) lets the next
+        one go.
+        """
+        for line in ["/nick bob", "/nick carol"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.sent()
+        self.deliver(type="error", code="nick_taken", message="the name bob is taken", id=1)
+        self.assertEqual(self.sent(), [{"type": "nick", "name": "carol", "id": 2}])
+
+    def test_waiting_line_does_not_hang(self):
+        """
+        A refusal waiting for the answer to the line before it does not
+        keep the batch from giving up when that answer never comes.
+        """
+        for line in ["lost", "/bogus"]:
+            self.client.line_received(line)
+        self.client.end_of_input()
+        self.deliver(**WELCOME)
+        self.sent()
+        self.clock.advance(DRAIN_TIMEOUT)
+        self.assertEqual(self.sent(), [{"type": "quit"}])
+        self.lose()
+        self.assertEqual(self.status(), EXIT_FAILED)
 
 
 class ShutdownTests(ClientMixin, SynchronousTestCase):

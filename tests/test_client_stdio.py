@@ -48,6 +48,22 @@ class StdioClientTests(LoopbackMixin, TestCase):
             self.assertEqual(echoes, lines)
 
     @defer.inlineCallbacks
+    def test_rename_to_own_name(self):
+        """
+        /nick to the name the client already has (which the server answers
+        with nothing) does not keep the batch waiting: it ends at once,
+        with status 0.
+        """
+        server = yield self.start_server()
+        child, status = yield self.pipe(
+            server.port, b"/nick alice\nhello\n", "--name", "alice")
+        self.assertEqual(status, (0, None), bytes(child.err))
+        out = child.out.decode().splitlines()
+        self.assertIn("* you are already alice", out)
+        self.assertEqual(out[-1], "> alice: hello")
+        self.assertEqual(child.err, b"")
+
+    @defer.inlineCallbacks
     def test_refused_line_fails_the_batch(self):
         """
         ok, a 5000-character line and after: the refusal is on stderr, not

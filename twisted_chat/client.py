@@ -429,6 +429,11 @@ class ChatClient:
         self._pace_call = None
         self._who = []
         self._drain_call = None
+        # The id of the rename in flight, if one is; and whether the outbox
+        # waits for answers before it can go on (see _pump).
+        self._renaming = None
+        self._request_ids = 0
+        self._held_for_answers = False
         # "reconnect" or "lagged" while a resume is under way.
         self._resuming = None
         self._new_session = None
@@ -539,6 +544,7 @@ class ChatClient:
         if not self.ready or self._pace_call is not None or self.quitting:
             return
         outbox = self._outbox
+        self._held_for_answers = False
         while outbox:
             type, fields = outbox[0]
             problem = None
@@ -549,11 +555,23 @@ class ChatClient:
             if problem is not None:
                 if self.outstanding:
                     # Shown in its turn: after the answers to the lines
-                    # before it (L{_answered} pumps again).
+                    # before it (each answer pumps again).
+                    self._held_for_answers = True
                     break
                 outbox.popleft()
                 self._problem(problem, failed=1)
                 continue
+            if type == "nick":
+                if self._renaming is not None:
+                    # One rename at a time: the next is judged by the name
+                    # this one gives.
+                    self._held_for_answers = True
+                    break
+                if fields["name"] == self.name:
+                    # The server would do nothing, and answer nothing.
+                    outbox.popleft()
+                    self.out("* you are already %s" % (sanitize(self.name),))
+                    continue
             if type == "message" and self._pace is not None:
                 delay = self._pace.take()
                 if delay:
@@ -566,6 +584,10 @@ class ChatClient:
             self.outstanding += 1
             if type == "message":
                 self._unconfirmed.append(fields["text"])
+            elif type == "nick":
+                self._request_ids += 1
+                self._renaming = self._request_ids
+                fields = dict(fields, id=self._renaming)
             self.protocol.send(type, **fields)
         if self._input_paused and len(outbox) <= OUTBOX_LOW:
             self._input_paused = False
@@ -750,9 +772,12 @@ class ChatClient:
                     self._unconfirmed.popleft()
             elif kind == "nick" and message.get("old") == self.name:
                 self.name = message.get("new")
+                self._renaming = None
                 self._answered()
             elif kind == "error":
                 # Whatever it answers, something we sent was refused.
+                if message.get("id", False) == self._renaming:
+                    self._renaming = None
                 self._answered()
                 self._problem(render(message), failed=1)
                 self._next_after_answers()
@@ -769,11 +794,10 @@ class ChatClient:
 
     def _next_after_answers(self):
         """
-        A message has been shown: a problem line that waited for the
-        answers to the lines before it may now follow (L{_pump}), and the
-        session may be over.
+        A message has been shown: what waited in the outbox for answers
+        may now follow (L{_pump}), and the session may be over.
         """
-        if not self.outstanding and self._outbox:
+        if self._outbox:
             self._pump()
         else:
             self._maybe_finish()
@@ -959,6 +983,7 @@ class ChatClient:
         self.ready = True
         self._offline_since = self._next_attempt = None
         self.outstanding = 0
+        self._renaming = None
         self._pump()
         self._maybe_finish()
 
@@ -979,9 +1004,9 @@ class ChatClient:
     def _maybe_finish(self):
         if not (self.input_ended and self.ready) or self.quitting or self.finished:
             return
-        if self._outbox:
+        if self._outbox and not self._held_for_answers:
             return
-        if self.outstanding == 0:
+        if self.outstanding == 0 and not self._outbox:
             self.quit()
         elif self._drain_call is None:
             self._drain_call = self.clock.callLater(DRAIN_TIMEOUT, self._drain_expired)
