@@ -322,9 +322,11 @@ class FrameLimitTests(SynchronousTestCase):
 
     def test_sendq(self):
         """
-        --sendq alone lowers --sendq-soft if that must (to a quarter of it,
-        but one frame at least); not over one frame, or a given --sendq-soft,
-        it is refused.
+        --sendq alone lowers --sendq-soft if that must (to a quarter of it),
+        and --max-frame with it (a frame at most that quarter), as
+        --sendq-soft alone does; a --sendq too small for four of the
+        smallest frames, or not over a given --sendq-soft or one given
+        frame, is refused, naming only options that were given.
         """
         self.assertEqual(
             dict(parse("--sendq", "256KiB")), limits(65536, 4096, 65536, 262144)
@@ -332,10 +334,23 @@ class FrameLimitTests(SynchronousTestCase):
         self.assertEqual(
             dict(parse("--sendq", "512KiB")), limits(65536, 4096, 262144, 524288)
         )
+        self.assertEqual(
+            dict(parse("--sendq", "64KiB")), limits(16384, 2688, 16384, 65536)
+        )
         self.assertUsageMessage(
-            ["--sendq", "64KiB"],
+            ["--sendq", "2000"],
+            "--sendq (2000) must hold at least four of the smallest frames "
+            "(4096 bytes); raise --sendq",
+        )
+        self.assertUsageMessage(
+            ["--sendq", "64KiB", "--max-frame", "65536"],
             "--sendq (65536) must be more than one frame (--max-frame 65536); "
             "raise --sendq or lower --max-frame",
+        )
+        self.assertUsageMessage(
+            ["--sendq", "20000", "--max-text", "4096"],
+            "--sendq (20000) must be more than one frame (--max-frame 24832); "
+            "raise --sendq or lower --max-text",
         )
         self.assertUsageMessage(
             ["--sendq", "256KiB", "--sendq-soft", "256KiB"],

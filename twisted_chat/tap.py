@@ -177,8 +177,18 @@ def frame_limits(max_frame=None, max_text=None, sendq_soft=None, sendq=None):
             % (max_text, wire.MAX_FRAME_LIMIT, text_for_frame(wire.MAX_FRAME_LIMIT))
         )
 
+    frame_given = max_frame is not None
     if max_frame is None:
         max_frame = wire.DEFAULT_MAX_FRAME
+        if sendq is not None and sendq_soft is None:
+            # Room for the defaults' ratio: a quarter of --sendq before
+            # lagged, and that a frame at least.
+            if sendq // 4 < wire.MIN_FRAME_LIMIT:
+                raise usage.UsageError(
+                    "--sendq (%d) must hold at least four of the smallest frames "
+                    "(%d bytes); raise --sendq" % (sendq, 4 * wire.MIN_FRAME_LIMIT)
+                )
+            max_frame = min(max_frame, sendq // 4)
         if sendq_soft is not None:
             if sendq_soft < wire.MIN_FRAME_LIMIT:
                 raise usage.UsageError(
@@ -212,7 +222,8 @@ def frame_limits(max_frame=None, max_text=None, sendq_soft=None, sendq=None):
             if sendq_soft >= sendq:
                 raise usage.UsageError(
                     "--sendq (%d) must be more than one frame (--max-frame "
-                    "%d); raise --sendq or lower --max-frame" % (sendq, max_frame)
+                    "%d); raise --sendq or lower %s"
+                    % (sendq, max_frame, "--max-frame" if frame_given else "--max-text")
                 )
     elif sendq_soft < max_frame:
         raise usage.UsageError(
