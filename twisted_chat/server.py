@@ -439,9 +439,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     def _drop_flooder(self, refused, request_id):
         """
         Drop a client that kept sending after C{refused} refusals in a row:
-        its last frame says why, after what was queued for it, if its
-        socket can take them now; otherwise the connection is aborted at
-        once, for a flooder that does not read must not cost more.
+        its last frame says why, after what it was sent, unless frames
+        already wait in its send queue (its connection stopped taking
+        them); then the connection is aborted at once, for a flooder that
+        does not read must not cost more.
         """
         self.send_error(
             wire.ProtocolError(
