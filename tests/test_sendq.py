@@ -8,7 +8,7 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.sendq import SendQueue, no_delay
+from twisted_chat.sendq import SendQueue
 
 
 class SendQueueTests(SynchronousTestCase):
@@ -237,25 +237,3 @@ class EagerSendTests(SynchronousTestCase):
         SendQueue(wrapper).write(b"secret")
         self.assertEqual(below.socket.sent, b"")
         self.assertEqual(below.value(), b"secret")
-
-
-class NoDelayTests(SynchronousTestCase):
-    """
-    L{no_delay}.
-    """
-
-    def test_tcp(self):
-        """
-        On a TCP transport, Nagle's algorithm is turned off.
-        """
-        calls = []
-        transport = StringTransport()
-        transport.setTcpNoDelay = calls.append
-        no_delay(transport)
-        self.assertEqual(calls, [True])
-
-    def test_not_tcp(self):
-        """
-        Other transports are left alone.
-        """
-        no_delay(StringTransport())

@@ -34,7 +34,7 @@ from twisted.protocols.basic import Int32StringReceiver, LineOnlyReceiver
 from twisted.python import usage
 
 from twisted_chat import wire
-from twisted_chat.sendq import no_delay
+from twisted_chat.net import no_delay
 from twisted_chat.tap import LISTEN_BACKLOG
 
 #: Latency is recorded in microseconds, up to a minute.

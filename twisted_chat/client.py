@@ -39,7 +39,7 @@ import twisted_chat
 from twisted_chat import wire
 from twisted_chat._timers import cancelled
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.sendq import no_delay
+from twisted_chat.net import format_host_port, no_delay
 from twisted_chat.wire import sanitize
 
 #: Seconds to wait, after stdin ends, for the server to answer what was sent.
@@ -1399,10 +1399,6 @@ def describe_tls_failure(reason):
     return "TLS handshake failed: %s" % (sanitize(text),)
 
 
-def format_server(host, port):
-    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
-
-
 @implementer(IStreamClientEndpoint)
 class _ReportingEndpoint:
     """
@@ -1426,7 +1422,7 @@ class _ReportingEndpoint:
     def connect(self, factory):
         host, port = self._servers[self._next % len(self._servers)]
         self._next += 1
-        self._client.address = format_server(host, port)
+        self._client.address = format_host_port(host, port)
         endpoint = self._endpoint(self._reactor, host, port)
         if self._tls is not None:
             endpoint = wrapClientTLS(self._tls(host), endpoint)
@@ -1511,7 +1507,7 @@ def main(reactor, *argv, ask=None):
             _write_err("twisted-chat: no password given")
             return defer.fail(SystemExit(EXIT_USAGE))
     servers = options["servers"]
-    address = format_server(*servers[0])
+    address = format_host_port(*servers[0])
     console = ConsoleProtocol(None)
     client = ChatClient(
         reactor,

@@ -15,21 +15,6 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 
-def no_delay(transport):
-    """
-    Turn off Nagle's algorithm on C{transport}, if it is TCP: chat frames are
-    small and wanted now, and Nagle holding one back until the previous is
-    acknowledged (which Linux delays up to 40 ms) costs tens of
-    milliseconds a message.
-    """
-    set_no_delay = getattr(transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        try:
-            set_no_delay(True)
-        except OSError:
-            pass
-
-
 #: What a transport needs for L{SendQueue} to send on it directly: those of
 #: Twisted's socket transports (L{FileDescriptor}).  Other transports (TLS,
 #: test transports) just get C{write}.

@@ -34,7 +34,8 @@ from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
 from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.sendq import SendQueue, no_delay
+from twisted_chat.net import format_peer, no_delay
+from twisted_chat.sendq import SendQueue
 
 #: Seconds a graceful shutdown waits for connections to flush and close
 #: before it aborts the rest (a dead peer never acknowledges a FIN).
@@ -86,20 +87,6 @@ class ServerSettings:
     log_rate: int = DEFAULT_LOG_RATE
     allow_plaintext_login: bool = False
     verbose: bool = False
-
-
-def format_peer(address):
-    """
-    Render a transport address for the log: C{host:port}, C{[v6]:port}, or
-    whatever else the address has to say for itself.
-    """
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is None or port is None:
-        return str(address)
-    if ":" in host:
-        return "[%s]:%d" % (host, port)
-    return "%s:%d" % (host, port)
 
 
 def paginate_names(names, max_frame, reserved=0):
