@@ -176,6 +176,25 @@ class DuplicateMemberTests(SynchronousTestCase):
         self.assertLess(len(error.message), 60)
 
 
+class NumberTests(SynchronousTestCase):
+    """
+    L{wire.is_number} and L{wire.is_whole}: what JSON decodes to a number.
+    """
+
+    def test_numbers(self):
+        """
+        Ints and floats are numbers; only ints are whole; bools, which
+        Python counts as ints, and everything else are neither.
+        """
+        for value, number, whole in [
+            (0, True, True), (-3, True, True), (2.5, True, False), (1.0, True, False),
+            (True, False, False), (False, False, False), (None, False, False),
+            ("1", False, False), ([1], False, False),
+        ]:
+            self.assertEqual(
+                (wire.is_number(value), wire.is_whole(value)), (number, whole), repr(value))
+
+
 class RequestIdTests(SynchronousTestCase):
     """
     L{wire.check_request_id}: the optional "id" of a client frame.

@@ -191,7 +191,7 @@ class LoadClient(Int32StringReceiver):
             self.heartbeat.clock = worker.reactor
             self.heartbeat.start(interval, now=False)
             worker.welcomed += 1
-        elif name == "heartbeat_ack" and isinstance(message.get("ts"), (int, float)):
+        elif name == "heartbeat_ack" and wire.is_number(message.get("ts")):
             worker.record_rtt(message["ts"])
         elif name == "lagged":
             worker.lags += 1
@@ -209,7 +209,7 @@ class LoadClient(Int32StringReceiver):
                 self.inflight -= 1
                 if worker.sending and not worker.options["rate"]:
                     delay = message.get("retry_after")
-                    if not isinstance(delay, (int, float)) or delay <= 0:
+                    if not wire.is_number(delay) or delay <= 0:
                         delay = 0.1
                     worker.reactor.callLater(delay, self._send_if_sending)
 

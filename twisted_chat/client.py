@@ -152,9 +152,9 @@ def _pacer(rate, clock):
         return None
     per_second = rate.get("per_second")
     burst = rate.get("burst")
-    if isinstance(per_second, bool) or not isinstance(per_second, (int, float)) or per_second <= 0:
+    if not wire.is_number(per_second) or per_second <= 0:
         return None
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+    if not wire.is_whole(burst) or burst < 1:
         burst = 1
     return TokenBucket(per_second * PACE_MARGIN, max(1, burst - 1), clock)
 
@@ -183,7 +183,7 @@ def _short(session):
 
 def _positive(message, field, default):
     value = message.get(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if not wire.is_number(value) or value <= 0:
         return default
     return value
 
@@ -250,7 +250,7 @@ class ChatClientProtocol(Int32StringReceiver, TimeoutMixin):
             self._welcome(message)
         elif message["type"] == "heartbeat_ack":
             ts = message.get("ts")
-            if type(ts) in (int, float):
+            if wire.is_number(ts):
                 self.rtt = max(0.0, self.clock.seconds() - ts)
                 self.rtts.append(self.rtt)
         self.listener.message_received(message)
@@ -757,7 +757,7 @@ class ChatClient:
             self._resume_failed(message)
             return
         seq = message.get("seq")
-        if isinstance(seq, int) and not isinstance(seq, bool):
+        if wire.is_whole(seq):
             if self.last_seq is not None and seq <= self.last_seq:
                 return  # seen already (a replay overlapping what we had)
             if self.last_seq is not None and seq > self.last_seq + 1:
@@ -785,7 +785,7 @@ class ChatClient:
             elif kind == "shutdown":
                 self._shutting_down = True
                 delay = message.get("reconnect_after")
-                if isinstance(delay, (int, float)) and 0 <= delay <= RETRY_MAX:
+                if wire.is_number(delay) and 0 <= delay <= RETRY_MAX:
                     self._reconnect_after = delay
             line = render(message)
             if line is not None:
@@ -876,7 +876,7 @@ class ChatClient:
         self.max_text = int(_positive(message, "max_text", wire.DEFAULT_MAX_TEXT))
         self._pace = _pacer(message.get("rate"), self.clock)
         seq = message.get("seq")
-        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        seq = seq if wire.is_whole(seq) else None
         if self._welcomed_once and self.session is not None and self.last_seq is not None:
             # A new connection for an old session: pick up where we were.
             self._resuming = "reconnect"
@@ -921,7 +921,7 @@ class ChatClient:
         how, self._resuming = self._resuming, None
         self.name = message.get("name", self.name)
         replayed = message.get("replayed", 0)
-        if isinstance(replayed, int) and not isinstance(replayed, bool) and replayed > 0:
+        if wire.is_whole(replayed) and replayed > 0:
             self.replayed_events += replayed
         if how == "lagged":
             self.out("* caught up, %s missed events replayed" % (replayed,))

@@ -152,7 +152,7 @@ def _check_resume(message):
     last_seq = message.get("last_seq")
     if not isinstance(token, str) or not 0 < len(token) <= wire.SESSION_MAX:
         raise wire.ProtocolError(wire.BAD_FRAME, '"session" must be a session token')
-    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+    if not wire.is_whole(last_seq) or last_seq < 0:
         raise wire.ProtocolError(
             wire.BAD_FRAME, '"last_seq" must be a whole number, 0 or more'
         )
@@ -604,7 +604,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         ts = wire.check_optional_number(message, "ts")
         rtt = message.get("rtt")
-        if type(rtt) in (int, float) and 0 <= rtt < _RTT_MAX:
+        if wire.is_number(rtt) and 0 <= rtt < _RTT_MAX:
             self.factory.stats.heartbeat_rtt.observe(rtt)
         now = self.factory.clock.seconds()
         if request_id is None:

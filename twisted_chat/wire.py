@@ -271,7 +271,7 @@ def check_request_id(message):
     if isinstance(value, str):
         if len(value) <= ID_MAX and _is_unicode(value):
             return value
-    elif type(value) is int and -ID_NUMBER_MAX <= value <= ID_NUMBER_MAX:
+    elif is_whole(value) and -ID_NUMBER_MAX <= value <= ID_NUMBER_MAX:
         return value
     raise ProtocolError(
         BAD_FRAME,
@@ -335,6 +335,22 @@ def check_nick(name):
     return name
 
 
+def is_number(value):
+    """
+    Whether C{value} is a JSON number as decoded: an int or a float, and
+    not a bool (which Python counts as an int).
+    """
+    return type(value) in (int, float)
+
+
+def is_whole(value):
+    """
+    Whether C{value} is a whole JSON number as decoded: an int, and not a
+    bool.
+    """
+    return type(value) is int
+
+
 def check_optional_number(message, field):
     """
     Return C{message[field]} if it is a finite number, L{None} if absent.
@@ -344,7 +360,7 @@ def check_optional_number(message, field):
     value = message.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ProtocolError(BAD_FRAME, '"%s" must be a number' % (field,))
     if isinstance(value, float) and not math.isfinite(value):
         raise ProtocolError(BAD_FRAME, '"%s" must be finite' % (field,))
