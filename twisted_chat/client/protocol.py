@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_client -*-
 """
-The stdio chat client: C{python -m twisted_chat.client}.
+The stdio chat client (for now all of it; L{twisted_chat.client} re-exports it).
 
 Three parts, each testable alone:
 
@@ -1578,7 +1578,3 @@ def run():
             if options["login"]:
                 answer[options["name"]] = ask_password(options["name"])
     react(lambda reactor, *args: main(reactor, *args, ask=answer.get), argv)
-
-
-if __name__ == "__main__":
-    run()

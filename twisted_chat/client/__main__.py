@@ -1,0 +1,8 @@
+# -*- test-case-name: tests.test_client_stdio -*-
+"""
+C{python -m twisted_chat.client}: the stdio chat client.
+"""
+
+from twisted_chat.client import run
+
+run()
