@@ -20,7 +20,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import tap, wire
-from twisted_chat.server import ServerSettings
+from twisted_chat.settings import LimitsError, ServerSettings, frame_limits, text_for_frame
 from tests.common import child_env, parse_frames
 from tests.loopback import TWISTD, LoopbackMixin, exit_status
 
@@ -361,10 +361,10 @@ class FrameLimitTests(SynchronousTestCase):
     @given(max_frame=st.integers(wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT))
     def test_text_for_frame_is_largest(self, max_frame):
         """
-        L{tap.text_for_frame} is the longest text any frame of that size
+        L{text_for_frame} is the longest text any frame of that size
         carries: one character more does not fit.
         """
-        text = tap.text_for_frame(max_frame)
+        text = text_for_frame(max_frame)
         self.assertLessEqual(wire.max_frame_for_text(text), max_frame)
         self.assertGreater(wire.max_frame_for_text(text + 1), max_frame)
 
@@ -375,7 +375,7 @@ class FrameLimitTests(SynchronousTestCase):
         its default if that is smaller.
         """
         options = parse("--max-frame", str(max_frame))
-        largest = tap.text_for_frame(max_frame)
+        largest = text_for_frame(max_frame)
         self.assertGreaterEqual(largest, 1)
         self.assertEqual(options["max-text"], min(largest, wire.DEFAULT_MAX_TEXT))
         self.assertLessEqual(wire.max_frame_for_text(options["max-text"]), max_frame)
@@ -388,13 +388,13 @@ class FrameLimitTests(SynchronousTestCase):
     )
     def test_limits_fit_or_refused(self, max_frame, max_text, sendq_soft, sendq):
         """
-        Whatever is given, L{tap.frame_limits} refuses it, or keeps every
+        Whatever is given, L{frame_limits} refuses it, or keeps every
         given limit and returns four that fit together.
         """
         given = (max_frame, max_text, sendq_soft, sendq)
         try:
-            result = tap.frame_limits(*given)
-        except UsageError:
+            result = frame_limits(*given)
+        except LimitsError:
             return
         for was, now in zip(given, result):
             if was is not None:
@@ -403,6 +403,68 @@ class FrameLimitTests(SynchronousTestCase):
         self.assertTrue(wire.MIN_FRAME_LIMIT <= frame <= wire.MAX_FRAME_LIMIT)
         self.assertTrue(1 <= text and wire.max_frame_for_text(text) <= frame)
         self.assertTrue(frame <= soft < hard)
+
+
+class SettingsTests(SynchronousTestCase):
+    """
+    L{twisted_chat.settings}: the server's settings and policy defaults.
+    """
+
+    def test_protocol_defaults(self):
+        """
+        A server started without options announces the values a client
+        assumes before its welcome (L{wire}'s defaults).
+        """
+        defaults = ServerSettings()
+        self.assertEqual(
+            (defaults.heartbeat_interval, defaults.timeout, defaults.max_frame,
+             defaults.max_text),
+            (wire.DEFAULT_HEARTBEAT_INTERVAL, wire.DEFAULT_TIMEOUT,
+             wire.DEFAULT_MAX_FRAME, wire.DEFAULT_MAX_TEXT),
+        )
+
+    def test_frozen(self):
+        """
+        Settings cannot be changed once made.
+        """
+        import dataclasses
+
+        self.assertRaises(
+            dataclasses.FrozenInstanceError, setattr, ServerSettings(), "rate", 1.0)
+
+    def test_every_value_documented(self):
+        """
+        Every value of L{twisted_chat.settings} has a docstring below it.
+        """
+        import ast
+        import inspect
+
+        from twisted_chat import settings
+
+        body = ast.parse(inspect.getsource(settings)).body
+        names = []
+        for statement, following in zip(body, body[1:] + [None]):
+            if isinstance(statement, ast.Assign) and statement.targets[0].id.isupper():
+                names.append(statement.targets[0].id)
+                documented = (
+                    isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)
+                )
+                self.assertTrue(documented, statement.targets[0].id)
+        self.assertIn("LISTEN_BACKLOG", names)
+        self.assertIn("FLOOD_FACTOR", names)
+
+    def test_limits_error_is_usage_error(self):
+        """
+        Limits that do not fit are a L{LimitsError} from
+        L{frame_limits}, and a usage error naming the option under twistd.
+        """
+        error = self.assertRaises(LimitsError, frame_limits, max_frame=100)
+        self.assertIn("--max-frame must be between", str(error))
+        options = tap.Options()
+        error = self.assertRaises(UsageError, options.parseOptions, ["--max-frame", "100"])
+        self.assertIn("--max-frame must be between", str(error))
 
 
 class Twistd(usage.Options):

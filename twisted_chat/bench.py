@@ -35,7 +35,7 @@ from twisted.python import usage
 
 from twisted_chat import wire
 from twisted_chat.net import no_delay
-from twisted_chat.tap import LISTEN_BACKLOG
+from twisted_chat.settings import LISTEN_BACKLOG
 
 #: Latency is recorded in microseconds, up to a minute.
 _HIGHEST_US = 60 * 1000 * 1000

@@ -25,7 +25,7 @@ from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from twisted_chat import wire
+from twisted_chat import settings, wire
 from twisted_chat.hub import ChatHub, _send_replay
 
 #: Seconds Redis may take to answer a command before the connection is
@@ -459,12 +459,12 @@ class ClusterHub(ChatHub):
         self,
         reactor,
         redis,
-        backlog=wire.DEFAULT_BACKLOG,
-        presence_limit=wire.DEFAULT_PRESENCE_LIMIT,
+        backlog=settings.DEFAULT_BACKLOG,
+        presence_limit=settings.DEFAULT_PRESENCE_LIMIT,
         coalesce=False,
         node_timeout=wire.DEFAULT_TIMEOUT,
         prefix="twisted-chat:",
-        hold_limit=wire.DEFAULT_SENDQ,
+        hold_limit=settings.DEFAULT_SENDQ,
     ):
         """
         @param redis: a L{RedisAddress}.

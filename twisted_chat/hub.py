@@ -15,7 +15,7 @@ from itertools import chain, islice
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from twisted_chat import wire
+from twisted_chat import settings, wire
 from twisted_chat.metrics import Stats
 
 
@@ -145,10 +145,10 @@ class ChatHub:
     def __init__(
         self,
         clock,
-        backlog=wire.DEFAULT_BACKLOG,
-        presence_limit=wire.DEFAULT_PRESENCE_LIMIT,
+        backlog=settings.DEFAULT_BACKLOG,
+        presence_limit=settings.DEFAULT_PRESENCE_LIMIT,
         coalesce=False,
-        hold_limit=wire.DEFAULT_SENDQ,
+        hold_limit=settings.DEFAULT_SENDQ,
     ):
         """
         @param clock: an L{IReactorTime}; message events carry its time.

@@ -16,7 +16,6 @@ not read is bounded (L{SendQueue}), frames and messages are rate-limited
 
 import secrets
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from random import Random
 
 from twisted.cred.error import UnauthorizedLogin
@@ -36,18 +35,22 @@ from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.net import format_peer, no_delay
 from twisted_chat.sendq import SendQueue
+from twisted_chat.settings import (
+    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SHUTDOWN_MESSAGE,
+    FLOOD_FACTOR,
+    FRAME_RATE_FACTOR,
+    JOIN_HOLD,
+    LOGIN_ADDRESSES,
+    LOGIN_BURST,
+    LOGIN_INTERVAL,
+    RECONNECT_AFTER,
+    ServerSettings,
+)
 
-#: Seconds a graceful shutdown waits for connections to flush and close
-#: before it aborts the rest (a dead peer never acknowledges a FIN).
-DEFAULT_SHUTDOWN_GRACE = 2.0
-DEFAULT_SHUTDOWN_MESSAGE = "server is shutting down"
 #: How the log says a connection ended in a shutdown; the room is closing,
 #: so no leave event carries it.
 _SHUTDOWN = "shutdown"
-#: Seconds a new connection may stay silent before the room is told it
-#: joined.  Its first frame ends the wait at once; a resume in its place
-#: continues an old session without any join.
-JOIN_HOLD = 1.0
 
 #: Frames at least this long are gathered piece by piece while they arrive.
 _GATHER_FROM = 4096
@@ -58,35 +61,6 @@ _WHO_OVERHEAD = 64
 _QUOTE_MAX = 40
 #: Round trips a heartbeat may report (seconds); longer ones are nonsense.
 _RTT_MAX = 3600
-#: How many addresses' login attempts are remembered.
-_LOGIN_ADDRESSES = 10000
-
-#: Lines a second about clients connecting and leaving, at most; the rest
-#: are counted and summed up (L{LineBudget}).
-DEFAULT_LOG_RATE = 100
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """
-    Everything about the server that an option can change.
-    """
-
-    heartbeat_interval: float = wire.DEFAULT_HEARTBEAT_INTERVAL
-    timeout: float = wire.DEFAULT_TIMEOUT
-    max_frame: int = wire.DEFAULT_MAX_FRAME
-    max_text: int = wire.DEFAULT_MAX_TEXT
-    backlog: int = wire.DEFAULT_BACKLOG
-    sendq_soft: int = wire.DEFAULT_SENDQ_SOFT
-    sendq: int = wire.DEFAULT_SENDQ
-    rate: float = wire.DEFAULT_RATE
-    burst: int = wire.DEFAULT_BURST
-    max_clients: int = wire.DEFAULT_MAX_CLIENTS
-    max_per_ip: int = wire.DEFAULT_MAX_PER_IP
-    presence_limit: int = wire.DEFAULT_PRESENCE_LIMIT
-    log_rate: int = DEFAULT_LOG_RATE
-    allow_plaintext_login: bool = False
-    verbose: bool = False
 
 
 def paginate_names(names, max_frame, reserved=0):
@@ -244,8 +218,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.setTimeout(settings.timeout)
         self._messages = TokenBucket(settings.rate, settings.burst, clock)
         self._frames = TokenBucket(
-            settings.rate * wire.FRAME_RATE_FACTOR,
-            settings.burst * wire.FRAME_RATE_FACTOR,
+            settings.rate * FRAME_RATE_FACTOR,
+            settings.burst * FRAME_RATE_FACTOR,
             clock,
         )
         self.name = hub.new_guest_name()
@@ -408,7 +382,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._rejected += 1
         if payload is not None:
             request_id = _peek_id(payload)
-        limit = wire.FLOOD_FACTOR * self.factory.settings.burst
+        limit = FLOOD_FACTOR * self.factory.settings.burst
         if self._rejected >= limit:
             self._log("dropped for flooding")
             self._drop_flooder(limit, request_id)
@@ -922,15 +896,15 @@ class ChatServerFactory(Factory):
 
     def login_bucket(self, host):
         """
-        The login attempts left to C{host} (L{wire.LOGIN_BURST}, then one
-        every L{wire.LOGIN_INTERVAL} seconds).  The most recent 10,000
-        addresses are remembered.
+        The login attempts left to C{host} (L{LOGIN_BURST}, then one
+        every L{LOGIN_INTERVAL} seconds).  The most recent
+        L{LOGIN_ADDRESSES} addresses are remembered.
         """
         buckets = self._login_buckets
         bucket = buckets.pop(host, None)
         if bucket is None:
-            bucket = TokenBucket(1.0 / wire.LOGIN_INTERVAL, wire.LOGIN_BURST, self.clock)
-            while len(buckets) >= _LOGIN_ADDRESSES:
+            bucket = TokenBucket(1.0 / LOGIN_INTERVAL, LOGIN_BURST, self.clock)
+            while len(buckets) >= LOGIN_ADDRESSES:
                 buckets.popitem(last=False)
         buckets[host] = bucket
         return bucket
@@ -995,7 +969,7 @@ class ChatServerFactory(Factory):
         Send every client C{shutdown} and close all connections.
 
         Each client is told to wait a different C{reconnect_after}, between
-        L{wire.RECONNECT_AFTER} seconds, so that they do not all come back at
+        L{RECONNECT_AFTER} seconds, so that they do not all come back at
         once.  Queued frames get C{grace} seconds to flush; connections still
         open after that are aborted.
 
@@ -1009,7 +983,7 @@ class ChatServerFactory(Factory):
         )
         d = defer.Deferred()
         self._drained.append(d)
-        low, high = wire.RECONNECT_AFTER
+        low, high = RECONNECT_AFTER
         for protocol in list(self.connections):
             protocol.send(
                 "shutdown",

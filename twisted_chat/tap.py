@@ -19,21 +19,22 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_chat import wire
-from twisted_chat.server import (
+from twisted_chat.server import ChatServerFactory
+from twisted_chat.settings import (
+    DEFAULT_BACKLOG,
+    DEFAULT_BURST,
     DEFAULT_LOG_RATE,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_PER_IP,
+    DEFAULT_PRESENCE_LIMIT,
+    DEFAULT_RATE,
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
-    ChatServerFactory,
+    LISTEN_BACKLOG,
+    LimitsError,
     ServerSettings,
+    frame_limits,
 )
-
-
-#: The listen backlog for a bare --port number.  Linux caps it at
-#: net.core.somaxconn (4096 by default since 5.4).  At 5000 connections a
-#: second, 1024 overflowed while the server broadcast the joins of the
-#: first members, and a dropped SYN is retried only a second later
-#: (docs/performance.rst).
-LISTEN_BACKLOG = 4096
 
 
 def endpoint_description(value):
@@ -120,129 +121,6 @@ def _size(value):
 USAGE_ERROR_STATUS = 2
 
 
-def text_for_frame(max_frame):
-    """
-    The longest C{--max-text} that C{max_frame} always carries: the inverse
-    of L{wire.max_frame_for_text}.
-
-    It searches over L{wire.max_frame_for_text} itself (which only has to
-    grow with its argument), so it stays exact if that formula changes.
-
-    @return: the largest C{t} with C{max_frame_for_text(t) <= max_frame},
-        or 0 if not even one character fits.
-    """
-    # Invariant: max_frame_for_text(low) <= max_frame, or low == 0;
-    # max_frame_for_text(high) > max_frame.  A character takes at least a
-    # byte, so max_frame + 1 characters never fit.
-    low, high = 0, max_frame + 1
-    while high - low > 1:
-        middle = (low + high) // 2
-        if wire.max_frame_for_text(middle) <= max_frame:
-            low = middle
-        else:
-            high = middle
-    return low
-
-
-def frame_limits(max_frame=None, max_text=None, sendq_soft=None, sendq=None):
-    """
-    Complete the frame and send-queue limits from those the user gave.
-
-    The four must fit together: C{max_frame} carries a message of
-    C{max_text} characters (L{wire.max_frame_for_text}), C{sendq_soft}
-    holds at least one frame, and C{sendq} is more than C{sendq_soft}.  A
-    limit not given (L{None}) starts at its default and moves only as far
-    as the given ones need: C{--max-frame 4096} alone lowers C{max_text} to
-    the 640 characters that fit, and C{--max-text 20000} alone raises
-    C{max_frame} to 120256.  Given limits that conflict are refused.
-
-    @return: C{(max_frame, max_text, sendq_soft, sendq)}.
-
-    @raise usage.UsageError: saying what to change.
-    """
-    if max_frame is not None and not (
-        wire.MIN_FRAME_LIMIT <= max_frame <= wire.MAX_FRAME_LIMIT
-    ):
-        raise usage.UsageError(
-            "--max-frame must be between %d and %d"
-            % (wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT)
-        )
-    if max_text is not None and max_text < 1:
-        raise usage.UsageError("--max-text must be at least 1")
-    needed = None if max_text is None else wire.max_frame_for_text(max_text)
-    if needed is not None and needed > wire.MAX_FRAME_LIMIT:
-        raise usage.UsageError(
-            "--max-text %d is too long: the largest --max-frame (%d) carries "
-            "%d characters; lower --max-text"
-            % (max_text, wire.MAX_FRAME_LIMIT, text_for_frame(wire.MAX_FRAME_LIMIT))
-        )
-
-    frame_given = max_frame is not None
-    if max_frame is None:
-        max_frame = wire.DEFAULT_MAX_FRAME
-        if sendq is not None and sendq_soft is None:
-            # Room for the defaults' ratio: a quarter of --sendq before
-            # lagged, and that a frame at least.
-            if sendq // 4 < wire.MIN_FRAME_LIMIT:
-                raise usage.UsageError(
-                    "--sendq (%d) must hold at least four of the smallest frames "
-                    "(%d bytes); raise --sendq" % (sendq, 4 * wire.MIN_FRAME_LIMIT)
-                )
-            max_frame = min(max_frame, sendq // 4)
-        if sendq_soft is not None:
-            if sendq_soft < wire.MIN_FRAME_LIMIT:
-                raise usage.UsageError(
-                    "--sendq-soft (%d) must hold at least one frame of the "
-                    "smallest --max-frame (%d); raise --sendq-soft"
-                    % (sendq_soft, wire.MIN_FRAME_LIMIT)
-                )
-            max_frame = min(max_frame, sendq_soft)
-        if needed is not None and needed > max_frame:
-            if sendq_soft is not None and needed > sendq_soft:
-                raise usage.UsageError(
-                    "--max-text %d needs frames of %d bytes, more than "
-                    "--sendq-soft (%d); raise --sendq-soft or lower --max-text"
-                    % (max_text, needed, sendq_soft)
-                )
-            max_frame = needed
-
-    if max_text is None:
-        max_text = min(wire.DEFAULT_MAX_TEXT, text_for_frame(max_frame))
-    elif needed > max_frame:
-        raise usage.UsageError(
-            "--max-text %d needs --max-frame of at least %d; raise "
-            "--max-frame or lower --max-text" % (max_text, needed)
-        )
-
-    if sendq_soft is None:
-        sendq_soft = max(wire.DEFAULT_SENDQ_SOFT, max_frame)
-        if sendq is not None and sendq_soft >= sendq:
-            # The defaults' ratio, but never less than one frame.
-            sendq_soft = max(max_frame, sendq // 4)
-            if sendq_soft >= sendq:
-                raise usage.UsageError(
-                    "--sendq (%d) must be more than one frame (--max-frame "
-                    "%d); raise --sendq or lower %s"
-                    % (sendq, max_frame, "--max-frame" if frame_given else "--max-text")
-                )
-    elif sendq_soft < max_frame:
-        raise usage.UsageError(
-            "--sendq-soft (%d) must hold at least one frame (--max-frame %d); "
-            "raise --sendq-soft or lower --max-frame" % (sendq_soft, max_frame)
-        )
-
-    if sendq is None:
-        sendq = wire.DEFAULT_SENDQ
-        if sendq <= sendq_soft:
-            sendq = 4 * sendq_soft
-    elif sendq <= sendq_soft:
-        raise usage.UsageError(
-            "--sendq (%d) must be more than --sendq-soft (%d); raise --sendq "
-            "or lower --sendq-soft" % (sendq, sendq_soft)
-        )
-    return max_frame, max_text, sendq_soft, sendq
-
-
 #: The options that L{frame_limits} completes; their table default is None,
 #: so that a value given on the command line can be told from a default.
 _FRAME_LIMITS = ("max-frame", "max-text", "sendq-soft", "sendq")
@@ -320,7 +198,7 @@ class Options(usage.Options):
         [
             "backlog",
             None,
-            wire.DEFAULT_BACKLOG,
+            DEFAULT_BACKLOG,
             "How many recent events to keep for clients that resume.",
             _int,
         ],
@@ -344,7 +222,7 @@ class Options(usage.Options):
         [
             "rate",
             None,
-            wire.DEFAULT_RATE,
+            DEFAULT_RATE,
             "Chat messages a client may send per second; 0 turns flood "
             "control off.",
             _float,
@@ -352,28 +230,28 @@ class Options(usage.Options):
         [
             "burst",
             None,
-            wire.DEFAULT_BURST,
+            DEFAULT_BURST,
             "Chat messages a client may send at once before --rate applies.",
             _int,
         ],
         [
             "max-clients",
             None,
-            wire.DEFAULT_MAX_CLIENTS,
+            DEFAULT_MAX_CLIENTS,
             "Most connections at once; the next one is refused (server_full).",
             _int,
         ],
         [
             "max-per-ip",
             None,
-            wire.DEFAULT_MAX_PER_IP,
+            DEFAULT_MAX_PER_IP,
             "Most connections from one address; 0 means no limit.",
             _int,
         ],
         [
             "presence-limit",
             None,
-            wire.DEFAULT_PRESENCE_LIMIT,
+            DEFAULT_PRESENCE_LIMIT,
             "Broadcast join and leave only while the room has at most this "
             "many members.",
             _int,
@@ -506,7 +384,10 @@ class Options(usage.Options):
         """
         The frame and send-queue options, completed by L{frame_limits}.
         """
-        values = frame_limits(*(self[name] for name in _FRAME_LIMITS))
+        try:
+            values = frame_limits(*(self[name] for name in _FRAME_LIMITS))
+        except LimitsError as e:
+            raise usage.UsageError(str(e)) from None
         return dict(zip(_FRAME_LIMITS, values))
 
     def settings(self):

@@ -16,27 +16,21 @@ import struct
 
 PROTOCOL_VERSION = 1
 
+# What a client assumes until a server's welcome says otherwise; a server
+# started without options announces these same values
+# (twisted_chat.settings holds the rest of the server's defaults).
+
+#: The port a client connects to and a server listens on.
 DEFAULT_PORT = 56562
+#: Seconds between heartbeats.
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
+#: Seconds without any frame after which a peer is considered dead: three
+#: heartbeat intervals, so one lost or late heartbeat is no false alarm.
 DEFAULT_TIMEOUT = 30.0
+#: The largest frame payload, in bytes, either way.
 DEFAULT_MAX_FRAME = 65536
+#: The longest chat message, in characters.
 DEFAULT_MAX_TEXT = 4096
-DEFAULT_BACKLOG = 1024
-DEFAULT_SENDQ_SOFT = 256 * 1024
-DEFAULT_SENDQ = 1024 * 1024
-DEFAULT_RATE = 5.0
-DEFAULT_BURST = 20
-DEFAULT_MAX_CLIENTS = 10000
-DEFAULT_MAX_PER_IP = 0
-DEFAULT_PRESENCE_LIMIT = 1000
-#: The bucket for all frames allows this many times the message rate and
-#: burst, so ordinary clients never meet it.
-FRAME_RATE_FACTOR = 10
-#: Consecutive rejected frames, in multiples of the burst, after which a
-#: client is dropped for flooding.
-FLOOD_FACTOR = 3
-#: The range, in seconds, of a shutdown frame's reconnect_after.
-RECONNECT_AFTER = (1.0, 5.0)
 
 #: The largest frame a peer may announce or configure: 16 MiB.
 MAX_FRAME_LIMIT = 16 * 1024 * 1024
@@ -113,10 +107,6 @@ ID_MAX = 64
 ID_NUMBER_MAX = 2**53 - 1
 #: The longest password a client may present, in characters.
 PASSWORD_MAX = 1024
-#: Login attempts per address: this many at once, then one per
-#: LOGIN_INTERVAL seconds.
-LOGIN_BURST = 5
-LOGIN_INTERVAL = 10.0
 
 #: The length prefix of every frame: 4 bytes, unsigned, big-endian.
 PREFIX = struct.Struct("!I")

@@ -1,0 +1,352 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The server's settings and every default of its policy, in one place.
+
+L{ServerSettings} is everything about the server that an option of
+C{twistd chat} can change; the C{DEFAULT_*} values below are its defaults,
+and the factors and fixed values after them are policy no option changes.
+Each says what it is and why it has the value it has.
+
+The defaults a client needs before a server's C{welcome} tells it otherwise
+(the port, C{max_frame}, C{max_text}, the heartbeat interval and the
+timeout) are part of the protocol, so they live in L{twisted_chat.wire};
+the server's defaults for them are those same values.
+
+L{frame_limits} completes the four limits that must fit together
+(C{max_frame}, C{max_text}, C{sendq_soft}, C{sendq}) from those given.
+
+This module does no I/O and imports no reactor.
+"""
+
+from dataclasses import dataclass
+
+from twisted_chat import wire
+
+# Listening.
+
+LISTEN_BACKLOG = 4096
+"""
+The listen backlog for a bare C{--port} number.  Twisted's default of 50
+drops the SYNs of a burst of connects, and a dropped SYN is retried only
+after 1, 3 and 7 seconds.  At 5000 connections a second, 1024 still
+overflowed while the server broadcast the joins of the first members
+(docs/performance.rst).  Linux caps it at C{net.core.somaxconn}, 4096 by
+default since 5.4.
+"""
+
+# Options' defaults (ServerSettings fields).
+
+DEFAULT_BACKLOG = 1024
+"""
+C{--backlog}: how many recent events the room keeps, as the bytes sent, so
+that a client that lost its connection or lagged can resume without a gap.
+Its memory is one frame per event, so 1024 events of ordinary chat lines
+cost a few hundred KiB at most, while a resume after a short outage still
+finds what it missed.
+"""
+
+DEFAULT_SENDQ_SOFT = 256 * 1024
+"""
+C{--sendq-soft}: bytes held for a client that does not read after which it
+is sent C{lagged} and no more events until it resumes (the events it then
+missed come from the backlog).  256 KiB is four frames of the default
+C{max_frame} (it must hold one at least), and a quarter of L{DEFAULT_SENDQ}:
+the ratio L{frame_limits} keeps when only one of the two is given.
+"""
+
+DEFAULT_SENDQ = 1024 * 1024
+"""
+C{--sendq}: bytes held for a client after which it is dropped (leave reason
+C{sendq}); also how much a pending connection is owed beyond the backlog.
+It bounds what one client can cost the server (docs/reliability.rst); four
+times L{DEFAULT_SENDQ_SOFT} leaves room for the replies to a lagged
+client's own requests, which are still queued.
+"""
+
+DEFAULT_RATE = 5.0
+"""
+C{--rate}: chat messages a client may send per second once its burst is
+spent: more than a person types, so only a script that floods the room is
+slowed.  0 turns flood control off (as the benchmarks run the server).
+"""
+
+DEFAULT_BURST = 20
+"""
+C{--burst}: chat messages a client may send at once before C{--rate}
+applies: room for pasting a few lines, or for a client that reconnects and
+sends what it had queued meanwhile.
+"""
+
+DEFAULT_MAX_CLIENTS = 10000
+"""
+C{--max-clients}: connections at once; the next is refused with
+C{server_full}.  10,000 is what one process is measured to serve (about
+3 KiB each, docs/performance.rst); the cap keeps a connect storm from
+running the process out of memory or file descriptors.
+"""
+
+DEFAULT_MAX_PER_IP = 0
+"""
+C{--max-per-ip}: connections from one address; 0 means no limit, because
+many users share an address behind NAT or a proxy and no default fits them
+all.
+"""
+
+DEFAULT_PRESENCE_LIMIT = 1000
+"""
+C{--presence-limit}: join and leave are broadcast only while the room has at
+most this many members, as large public chat services do.  Past that every
+arrival costs a frame to everyone, which is quadratic in a connect burst
+(docs/performance.rst); C{welcome} says C{"presence": false} then, and
+C{who} still answers.
+"""
+
+DEFAULT_LOG_RATE = 100
+"""
+C{--log-rate}: lines a second, at most, about clients connecting and
+leaving; the rest are counted and summed up once a second
+(L{twisted_chat.logs.LineBudget}).  Logging every one of 10,000 connects
+took a third of the server's time in the burst (docs/performance.rst);
+100 a second is still a line per client for ordinary traffic.
+"""
+
+DEFAULT_SHUTDOWN_GRACE = 2.0
+"""
+C{--shutdown-grace}: seconds a graceful stop waits for connections to flush
+their C{shutdown} frame and close before it aborts the rest; a dead peer
+never acknowledges a FIN, so the stop must not wait for it.
+"""
+
+# Policy no option changes.
+
+DEFAULT_SHUTDOWN_MESSAGE = "server is shutting down"
+"""
+The C{message} of the C{shutdown} frame every client is sent in a graceful
+stop; the client shows it.
+"""
+
+RECONNECT_AFTER = (1.0, 5.0)
+"""
+The range, in seconds, of a C{shutdown} frame's C{reconnect_after}: each
+client draws its own, so that a restarted server is not met by every client
+at once.
+"""
+
+FRAME_RATE_FACTOR = 10
+"""
+The bucket for all frames (heartbeats, who, nick...) allows this many times
+the message C{rate} and C{burst}, so that ordinary clients never meet it
+while a flood of any frame is still bounded.
+"""
+
+FLOOD_FACTOR = 3
+"""
+Consecutive refused frames, in multiples of the burst, after which a client
+is dropped for flooding: a client that waits the C{retry_after} it is told
+is refused once at a time, while one that ignores it reaches this at once.
+"""
+
+JOIN_HOLD = 1.0
+"""
+Seconds a new connection may stay silent before the room is told it joined
+(announced as C{resume_window} in C{welcome}).  Its first frame ends the wait
+at once; a C{resume} in its place continues the old session without a
+join and leave in between.  A reconnecting client sends its resume as soon
+as it has the welcome, well within a second, and a second of waiting is
+hardly noticed by the others.
+"""
+
+LOGIN_BURST = 5
+"""
+With accounts: login attempts an address may make at once, before
+L{LOGIN_INTERVAL} applies: enough to mistype a password a few times.
+"""
+
+LOGIN_INTERVAL = 10.0
+"""
+With accounts: seconds between login attempts from one address once its
+L{LOGIN_BURST} is spent: guessing passwords gets six tries a minute.
+"""
+
+LOGIN_ADDRESSES = 10000
+"""
+How many addresses' login attempts are remembered (the oldest forgotten
+first), so that the memory of the login limit is bounded.
+"""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """
+    Everything about the server that an option can change; each field is
+    the option of the same name with dashes (C{max_frame} is
+    C{--max-frame}), and its default that option's.
+
+    @ivar heartbeat_interval: seconds between client heartbeats, announced
+        in C{welcome} (L{wire.DEFAULT_HEARTBEAT_INTERVAL}).
+    @ivar timeout: seconds without any frame after which a client is
+        dropped (L{wire.DEFAULT_TIMEOUT}).
+    @ivar max_frame: the largest frame payload, in bytes, either way
+        (L{wire.DEFAULT_MAX_FRAME}).
+    @ivar max_text: the longest chat message, in characters
+        (L{wire.DEFAULT_MAX_TEXT}).
+    @ivar backlog: see L{DEFAULT_BACKLOG}.
+    @ivar sendq_soft: see L{DEFAULT_SENDQ_SOFT}.
+    @ivar sendq: see L{DEFAULT_SENDQ}.
+    @ivar rate: see L{DEFAULT_RATE}.
+    @ivar burst: see L{DEFAULT_BURST}.
+    @ivar max_clients: see L{DEFAULT_MAX_CLIENTS}.
+    @ivar max_per_ip: see L{DEFAULT_MAX_PER_IP}.
+    @ivar presence_limit: see L{DEFAULT_PRESENCE_LIMIT}.
+    @ivar log_rate: see L{DEFAULT_LOG_RATE}.
+    @ivar allow_plaintext_login: with accounts, accept passwords without
+        TLS; off, since a password sent in the clear can be read.
+    @ivar verbose: log every chat message and heartbeat too; off, since that
+        is a line per frame.
+    """
+
+    heartbeat_interval: float = wire.DEFAULT_HEARTBEAT_INTERVAL
+    timeout: float = wire.DEFAULT_TIMEOUT
+    max_frame: int = wire.DEFAULT_MAX_FRAME
+    max_text: int = wire.DEFAULT_MAX_TEXT
+    backlog: int = DEFAULT_BACKLOG
+    sendq_soft: int = DEFAULT_SENDQ_SOFT
+    sendq: int = DEFAULT_SENDQ
+    rate: float = DEFAULT_RATE
+    burst: int = DEFAULT_BURST
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    max_per_ip: int = DEFAULT_MAX_PER_IP
+    presence_limit: int = DEFAULT_PRESENCE_LIMIT
+    log_rate: int = DEFAULT_LOG_RATE
+    allow_plaintext_login: bool = False
+    verbose: bool = False
+
+
+class LimitsError(ValueError):
+    """
+    Frame and send-queue limits that do not fit together; the message says
+    which option to change (C{twistd chat} shows it as a usage error).
+    """
+
+
+def text_for_frame(max_frame):
+    """
+    The longest C{--max-text} that C{max_frame} always carries: the inverse
+    of L{wire.max_frame_for_text}.
+
+    It searches over L{wire.max_frame_for_text} itself (which only has to
+    grow with its argument), so it stays exact if that formula changes.
+
+    @return: the largest C{t} with C{max_frame_for_text(t) <= max_frame},
+        or 0 if not even one character fits.
+    """
+    # Invariant: max_frame_for_text(low) <= max_frame, or low == 0;
+    # max_frame_for_text(high) > max_frame.  A character takes at least a
+    # byte, so max_frame + 1 characters never fit.
+    low, high = 0, max_frame + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if wire.max_frame_for_text(middle) <= max_frame:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def frame_limits(max_frame=None, max_text=None, sendq_soft=None, sendq=None):
+    """
+    Complete the frame and send-queue limits from those the user gave.
+
+    The four must fit together: C{max_frame} carries a message of
+    C{max_text} characters (L{wire.max_frame_for_text}), C{sendq_soft}
+    holds at least one frame, and C{sendq} is more than C{sendq_soft}.  A
+    limit not given (L{None}) starts at its default and moves only as far
+    as the given ones need: C{--max-frame 4096} alone lowers C{max_text} to
+    the 640 characters that fit, and C{--max-text 20000} alone raises
+    C{max_frame} to 120256.  Given limits that conflict are refused.
+
+    @return: C{(max_frame, max_text, sendq_soft, sendq)}.
+
+    @raise LimitsError: saying which option to change.
+    """
+    if max_frame is not None and not (
+        wire.MIN_FRAME_LIMIT <= max_frame <= wire.MAX_FRAME_LIMIT
+    ):
+        raise LimitsError(
+            "--max-frame must be between %d and %d"
+            % (wire.MIN_FRAME_LIMIT, wire.MAX_FRAME_LIMIT)
+        )
+    if max_text is not None and max_text < 1:
+        raise LimitsError("--max-text must be at least 1")
+    needed = None if max_text is None else wire.max_frame_for_text(max_text)
+    if needed is not None and needed > wire.MAX_FRAME_LIMIT:
+        raise LimitsError(
+            "--max-text %d is too long: the largest --max-frame (%d) carries "
+            "%d characters; lower --max-text"
+            % (max_text, wire.MAX_FRAME_LIMIT, text_for_frame(wire.MAX_FRAME_LIMIT))
+        )
+
+    frame_given = max_frame is not None
+    if max_frame is None:
+        max_frame = wire.DEFAULT_MAX_FRAME
+        if sendq is not None and sendq_soft is None:
+            # Room for the defaults' ratio: a quarter of --sendq before
+            # lagged, and that a frame at least.
+            if sendq // 4 < wire.MIN_FRAME_LIMIT:
+                raise LimitsError(
+                    "--sendq (%d) must hold at least four of the smallest frames "
+                    "(%d bytes); raise --sendq" % (sendq, 4 * wire.MIN_FRAME_LIMIT)
+                )
+            max_frame = min(max_frame, sendq // 4)
+        if sendq_soft is not None:
+            if sendq_soft < wire.MIN_FRAME_LIMIT:
+                raise LimitsError(
+                    "--sendq-soft (%d) must hold at least one frame of the "
+                    "smallest --max-frame (%d); raise --sendq-soft"
+                    % (sendq_soft, wire.MIN_FRAME_LIMIT)
+                )
+            max_frame = min(max_frame, sendq_soft)
+        if needed is not None and needed > max_frame:
+            if sendq_soft is not None and needed > sendq_soft:
+                raise LimitsError(
+                    "--max-text %d needs frames of %d bytes, more than "
+                    "--sendq-soft (%d); raise --sendq-soft or lower --max-text"
+                    % (max_text, needed, sendq_soft)
+                )
+            max_frame = needed
+
+    if max_text is None:
+        max_text = min(wire.DEFAULT_MAX_TEXT, text_for_frame(max_frame))
+    elif needed > max_frame:
+        raise LimitsError(
+            "--max-text %d needs --max-frame of at least %d; raise "
+            "--max-frame or lower --max-text" % (max_text, needed)
+        )
+
+    if sendq_soft is None:
+        sendq_soft = max(DEFAULT_SENDQ_SOFT, max_frame)
+        if sendq is not None and sendq_soft >= sendq:
+            # The defaults' ratio, but never less than one frame.
+            sendq_soft = max(max_frame, sendq // 4)
+            if sendq_soft >= sendq:
+                raise LimitsError(
+                    "--sendq (%d) must be more than one frame (--max-frame "
+                    "%d); raise --sendq or lower %s"
+                    % (sendq, max_frame, "--max-frame" if frame_given else "--max-text")
+                )
+    elif sendq_soft < max_frame:
+        raise LimitsError(
+            "--sendq-soft (%d) must hold at least one frame (--max-frame %d); "
+            "raise --sendq-soft or lower --max-frame" % (sendq_soft, max_frame)
+        )
+
+    if sendq is None:
+        sendq = DEFAULT_SENDQ
+        if sendq <= sendq_soft:
+            sendq = 4 * sendq_soft
+    elif sendq <= sendq_soft:
+        raise LimitsError(
+            "--sendq (%d) must be more than --sendq-soft (%d); raise --sendq "
+            "or lower --sendq-soft" % (sendq, sendq_soft)
+        )
+    return max_frame, max_text, sendq_soft, sendq
