@@ -730,66 +730,176 @@ class ChatClient:
         self.protocol = protocol
         self._shutting_down = False
 
+    # Server-to-client frames, each handled by handle_<type>:
+    #
+    #   welcome       {session, name, seq, heartbeat_interval, timeout,
+    #                  max_frame, max_text, rate?, login?}
+    #                                   -> a new session, or resume the old
+    #                                      one on a new connection
+    #   logged_in     {name}            -> the login is over: ready
+    #   resumed       {replayed, name}  -> the resume is over (after its
+    #                                      replayed events)
+    #   lagged        {missed_from}     -> resume on this connection
+    #   error         {code, message, id?}
+    #                                   -> the login refused (the end), the
+    #                                      resume failed (a new session), or
+    #                                      a request refused (shown)
+    #   message       {seq, from, text, time}
+    #                                   -> shown; our own answers a request
+    #   nick          {seq, old, new}   -> shown; our own answers a request
+    #   who           {names, more?}    -> pages gathered, one line shown
+    #   shutdown      {message, reconnect_after?}
+    #                                   -> shown; the close that follows is
+    #                                      expected
+    #   join, leave, heartbeat_ack, and any other type
+    #                                   -> handle_event: shown if render
+    #                                      shows it
+    #
+    # Every frame but welcome, logged_in, resumed, lagged and the login's
+    # and resume's errors is an event in seq order (L{_in_order}): one seen
+    # already is dropped, a gap is reported.  (ChatClientProtocol measures
+    # heartbeat round trips and takes the welcome's limits itself.)
+    _HANDLED = frozenset([
+        "welcome", "logged_in", "resumed", "lagged", "error", "message", "nick", "who",
+        "shutdown", "join", "leave", "heartbeat_ack",
+    ])
+
     def message_received(self, message):
         """
-        Handle one message from the server.
+        Handle one message from the server, by its type.
         """
         kind = message["type"]
-        if kind == "welcome":
-            self._welcome(message)
-            return
-        if kind == "logged_in":
-            self._logged_in(message)
-            return
-        if kind == "error" and self._logging_in:
+        if kind in self._HANDLED:
+            getattr(self, "handle_" + kind)(message)
+        else:
+            self.handle_event(message)
+
+    def handle_welcome(self, message):
+        """
+        A connection's first frame: start the session, or, on a new
+        connection for an old one, resume it.
+        """
+        self._welcome(message)
+
+    def handle_logged_in(self, message):
+        """
+        Our login was accepted.
+        """
+        self._logged_in(message)
+
+    def handle_resumed(self, message):
+        """
+        Our resume is over: the replayed events have come.
+        """
+        self._resumed(message)
+
+    def handle_lagged(self, message):
+        """
+        We fell behind: resume on this connection.
+        """
+        self._lagged()
+
+    def handle_error(self, message):
+        """
+        Something we sent was refused: our login (the end), our resume (we
+        go on as a new session), or a request (shown, in its turn).
+        """
+        if self._logging_in:
             self._logging_in = False
             self.err("cannot log in as %s: %s" % (
                 self.nick, sanitize(message.get("message", ""))))
             self._finish(EXIT_FAILED)
             return
-        if kind == "resumed":
-            self._resumed(message)
-            return
-        if kind == "lagged":
-            self._lagged()
-            return
-        if kind == "error" and message.get("code") == wire.RESUME_FAILED and self._resuming:
+        if message.get("code") == wire.RESUME_FAILED and self._resuming:
             self._resume_failed(message)
             return
+        if not self._in_order(message):
+            return
+        # Whatever it answers, something we sent was refused.
+        if message.get("id", False) == self._renaming:
+            self._renaming = None
+        self._answered()
+        self._problem(render(message), failed=1)
+        self._next_after_answers()
+
+    def handle_message(self, message):
+        """
+        A chat message; our own answers the oldest we sent.
+        """
+        if not self._in_order(message):
+            return
+        if message.get("from") == self.name:
+            self._answered()
+            if self._unconfirmed:
+                self._unconfirmed.popleft()
+        self._show(message)
+
+    def handle_nick(self, message):
+        """
+        A rename; ours answers our request, and our name follows.
+        """
+        if not self._in_order(message):
+            return
+        if message.get("old") == self.name:
+            self.name = message.get("new")
+            self._renaming = None
+            self._answered()
+        self._show(message)
+
+    def handle_who(self, message):
+        """
+        A page of the answer to /who; the last one shows them all.
+        """
+        if not self._in_order(message):
+            return
+        self._who_page(message)
+        self._next_after_answers()
+
+    def handle_shutdown(self, message):
+        """
+        The server is stopping: the close that follows is expected, and it
+        may say when to come back.
+        """
+        if not self._in_order(message):
+            return
+        self._shutting_down = True
+        delay = message.get("reconnect_after")
+        if wire.is_number(delay) and 0 <= delay <= RETRY_MAX:
+            self._reconnect_after = delay
+        self._show(message)
+
+    def handle_event(self, message):
+        """
+        join, leave, heartbeat_ack, and types we do not know: shown if
+        L{render} shows them.
+        """
+        if self._in_order(message):
+            self._show(message)
+
+    handle_join = handle_leave = handle_heartbeat_ack = handle_event
+
+    def _in_order(self, message):
+        """
+        Follow the seq of events: C{False} for one seen already (a replay
+        overlapping what we had); a gap is reported as missed events.
+        """
         seq = message.get("seq")
         if wire.is_whole(seq):
             if self.last_seq is not None and seq <= self.last_seq:
-                return  # seen already (a replay overlapping what we had)
+                return False
             if self.last_seq is not None and seq > self.last_seq + 1:
                 self._missed(self.last_seq + 1, seq - 1)
             self.last_seq = seq
-        if kind == "who":
-            self._who_page(message)
-        else:
-            if kind == "message" and message.get("from") == self.name:
-                self._answered()
-                if self._unconfirmed:
-                    self._unconfirmed.popleft()
-            elif kind == "nick" and message.get("old") == self.name:
-                self.name = message.get("new")
-                self._renaming = None
-                self._answered()
-            elif kind == "error":
-                # Whatever it answers, something we sent was refused.
-                if message.get("id", False) == self._renaming:
-                    self._renaming = None
-                self._answered()
-                self._problem(render(message), failed=1)
-                self._next_after_answers()
-                return
-            elif kind == "shutdown":
-                self._shutting_down = True
-                delay = message.get("reconnect_after")
-                if wire.is_number(delay) and 0 <= delay <= RETRY_MAX:
-                    self._reconnect_after = delay
-            line = render(message)
-            if line is not None:
-                self.out(line)
+        return True
+
+    def _show(self, message):
+        """
+        Show a message from the server (if it shows as a line), then let
+        what waits for answers follow.
+        """
+        line = render(message)
+        if line is not None:
+            self.out(line)
         self._next_after_answers()
 
     def _next_after_answers(self):
