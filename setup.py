@@ -26,18 +26,23 @@ setup(
     long_description_content_type="text/x-rst",
     license="MIT",
     python_requires=">=3.9",
-    packages=["twisted_chat", "twisted.plugins"],
+    packages=[
+        "twisted_chat",
+        "twisted_chat.bench",
+        "twisted_chat.client",
+        "twisted.plugins",
+    ],
     install_requires=[
         "Twisted>=22.10",
-        # The load tool (python -m twisted_chat.bench):
-        "hdrhistogram>=0.10",
-        "tqdm>=4.60",
     ],
     extras_require={
         "test": [
             "pytest>=7",
             "pytest-twisted>=1.14",
             "hypothesis>=6",
+            # tests/test_bench.py runs the load tool.
+            "hdrhistogram>=0.10",
+            "tqdm>=4.60",
             # The cluster's tests run against a real redis-server.
             "txredisapi>=1.6",
             "hiredis>=2",
@@ -65,6 +70,11 @@ setup(
         "cluster": [
             "txredisapi>=1.6",
             "hiredis>=2",
+        ],
+        # The load and chaos tool: python -m twisted_chat.bench.
+        "bench": [
+            "hdrhistogram>=0.10",
+            "tqdm>=4.60",
         ],
         # The load tool's --plot.
         "plot": [

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from twisted_chat.bench import chat_server_args
+from twisted_chat.bench.servers import chat_server_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = {

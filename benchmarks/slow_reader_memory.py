@@ -26,7 +26,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import Int32StringReceiver
 
-from twisted_chat.bench import resident_mib, start_chat_server
+from twisted_chat.bench.servers import resident_mib, start_chat_server
 
 HEARTBEAT = b'{"type":"heartbeat"}'
 

@@ -3,9 +3,12 @@ Tests for the load and chaos tool, L{twisted_chat.bench}: its parsing of
 frames, its report, and short real runs on loopback.
 """
 
+import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from unittest import SkipTest
 
 from twisted.internet import defer, utils
@@ -13,7 +16,9 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import bench, wire
-from tests.common import temp_dir
+from twisted_chat.bench import cli, load
+from twisted_chat.bench import worker as bench_worker
+from tests.common import child_env, temp_dir
 from tests.loopback import LoopbackMixin, exit_status
 
 FLOOR_SOURCE = os.path.join(
@@ -30,12 +35,12 @@ class ParsingTests(SynchronousTestCase):
         Both the server's compact JSON and json.dumps' default spacing are
         read.
         """
-        text = bench._message_text(7, 42, 64)
+        text = bench_worker._message_text(7, 42, 64)
         event = {"type": "message", "from": "x", "text": text, "time": 1.0, "seq": 99}
         for payload in [wire.encode(event), json.dumps(event).encode()]:
-            self.assertTrue(payload.startswith(bench._MESSAGE_PREFIXES))
-            self.assertEqual(bench._tail_seq(payload), 99)
-            sent_at, gid, counter = bench._text_fields(payload)
+            self.assertTrue(payload.startswith(bench_worker._MESSAGE_PREFIXES))
+            self.assertEqual(bench_worker._tail_seq(payload), 99)
+            sent_at, gid, counter = bench_worker._text_fields(payload)
             self.assertEqual((gid, counter), (7, 42))
             self.assertAlmostEqual(sent_at, float(text.split()[0]))
 
@@ -43,7 +48,119 @@ class ParsingTests(SynchronousTestCase):
         """
         Message texts are padded to the requested size.
         """
-        self.assertEqual(len(bench._message_text(1, 1, 200)), 200)
+        self.assertEqual(len(bench_worker._message_text(1, 1, 200)), 200)
+
+
+class ExtraTests(SynchronousTestCase):
+    """
+    The tool needs the bench extra, and says so in one line without it.
+    """
+
+    def importer(self, *absent):
+        """
+        An C{import_module} for which the modules C{absent} are not
+        installed, and that imports nothing else either.
+        """
+        imported = []
+
+        def import_module(name):
+            imported.append(name)
+            if name in absent:
+                raise ImportError("No module named %r" % (name,))
+
+        return import_module, imported
+
+    def run_without(self, *absent):
+        """
+        Run the tool with C{absent} missing; return its exit status and what
+        it wrote on stderr.
+        """
+        import_module, _ = self.importer(*absent)
+        err = io.StringIO()
+        exit = self.assertRaises(
+            SystemExit, bench.run, ["load"], import_module=import_module, err=err)
+        return exit.code, err.getvalue()
+
+    def test_missing_extra(self):
+        """
+        Without hdrhistogram, one line names the extra and the missing
+        distribution, and the exit status is 2.
+        """
+        status, err = self.run_without("hdrh.histogram")
+        self.assertEqual(status, 2)
+        self.assertEqual(
+            err,
+            "twisted-chat-bench needs the bench extra: pip install "
+            "'twisted-chat[bench]' (missing: hdrhistogram)\n",
+        )
+
+    def test_all_missing(self):
+        """
+        Every missing distribution is named, on the same one line.
+        """
+        status, err = self.run_without("hdrh.histogram", "tqdm")
+        self.assertEqual(status, bench.MISSING_EXTRA_STATUS)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertIn("(missing: hdrhistogram, tqdm)", err)
+
+    def test_installed(self):
+        """
+        With the extra installed (as the test extra installs it), nothing
+        is missing; the modules checked are the extra's.
+        """
+        self.assertEqual(bench.missing_extra(), [])
+        import_module, imported = self.importer()
+        self.assertEqual(bench.missing_extra(import_module), [])
+        self.assertEqual(imported, ["hdrh.histogram", "tqdm"])
+
+    def without_extra(self, code):
+        """
+        Run C{code} in a child Python that cannot import the extra's
+        modules, as if it were not installed.
+
+        @return: its exit status and its output (stdout and stderr).
+        """
+        hide = (
+            "import sys\n"
+            "class Absent:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('hdrh', 'tqdm'):\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, Absent())\n"
+        )
+        child = subprocess.run(
+            [sys.executable, "-c", hide + code], env=child_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return child.returncode, child.stdout
+
+    def test_helpers_need_no_extra(self):
+        """
+        What benchmarks/*.py import, and every module of the tool, load
+        without the extra.
+        """
+        status, output = self.without_extra(
+            "from twisted_chat.bench.servers import chat_server_args, resident_mib, start_chat_server\n"
+            "from twisted_chat.bench import cli, chaos, load, worker\n"
+            "from twisted_chat import bench\n"
+            "print(bench.missing_extra())\n"
+        )
+        self.assertEqual((status, output), (0, b"['hdrhistogram', 'tqdm']\n"))
+
+    def test_module_without_extra(self):
+        """
+        C{python -m twisted_chat.bench} without the extra prints the one
+        line and exits 2: no traceback.
+        """
+        status, output = self.without_extra(
+            "import runpy\n"
+            "sys.argv[1:] = ['load']\n"
+            "runpy.run_module('twisted_chat.bench', run_name='__main__')\n"
+        )
+        self.assertEqual(
+            (status, output),
+            (2, b"twisted-chat-bench needs the bench extra: pip install "
+                b"'twisted-chat[bench]' (missing: hdrhistogram, tqdm)\n"),
+        )
 
 
 class OptionsTests(SynchronousTestCase):
@@ -55,7 +172,7 @@ class OptionsTests(SynchronousTestCase):
         """
         load defaults to the fan-out scenario on 127.0.0.1.
         """
-        options = bench.Options()
+        options = cli.Options()
         options.parseOptions(["load"])
         sub = options.subOptions
         self.assertEqual(
@@ -68,12 +185,12 @@ class OptionsTests(SynchronousTestCase):
         """
         --ports spreads the connections over several servers, and is checked.
         """
-        options = bench.Options()
+        options = cli.Options()
         options.parseOptions(["load", "--ports", "4001,4002"])
         self.assertEqual((options.subOptions["ports"], options.subOptions["port"]), ("4001,4002", 4001))
-        self.assertIn("--ports", bench._forward(options.subOptions))
+        self.assertIn("--ports", load._forward(options.subOptions))
         for bad in ("4001,x", "70000", ""):
-            self.assertRaises(usage.UsageError, bench.Options().parseOptions, ["load", "--ports", bad])
+            self.assertRaises(usage.UsageError, cli.Options().parseOptions, ["load", "--ports", bad])
 
     def test_bad(self):
         """
@@ -83,7 +200,7 @@ class OptionsTests(SynchronousTestCase):
 
         for argv in [["load", "--senders", "5", "--connections", "2"],
                      ["load", "--size", "3"], ["load", "--rate", "-1"], []]:
-            self.assertRaises(UsageError, bench.Options().parseOptions, argv)
+            self.assertRaises(UsageError, cli.Options().parseOptions, argv)
 
 
 class SummaryTests(SynchronousTestCase):
@@ -110,7 +227,7 @@ class SummaryTests(SynchronousTestCase):
         """
         The table shows throughput, latency, integrity and a busy tool.
         """
-        text = bench.format_summary(self.summary())
+        text = load.format_summary(self.summary())
         self.assertIn("deliveries/s", text)
         self.assertIn("1.00 / 2.00 / 3.00 / 4.00", text)
         self.assertIn("OK: 0 gaps", text)
@@ -121,13 +238,13 @@ class SummaryTests(SynchronousTestCase):
         A run against a rate-limiting server says how to measure instead.
         """
         summary = self.summary(errors={"rate_limited": 7})
-        self.assertIn("run it with --rate 0", bench.format_summary(summary))
+        self.assertIn("run it with --rate 0", load.format_summary(summary))
 
     def test_failed_integrity(self):
         """
         Gaps make the integrity line say FAILED.
         """
-        self.assertIn("FAILED: 3 gaps", bench.format_summary(self.summary(gaps=3)))
+        self.assertIn("FAILED: 3 gaps", load.format_summary(self.summary(gaps=3)))
 
 
 class RunTests(LoopbackMixin, TestCase):
@@ -237,7 +354,7 @@ class PlainReceiverTests(SynchronousTestCase):
         given), C{chunk} bytes at a time.
         """
         worker = _Worker()
-        client = bench.LoadClient(worker, 5, sender=False, recorder=False, verifier=False)
+        client = bench_worker.LoadClient(worker, 5, sender=False, recorder=False, verifier=False)
         self.assertTrue(client.plain)
         client.last_seq = 0
         if events is None:
@@ -286,10 +403,10 @@ class SenderOrderTests(SynchronousTestCase):
 
     def receive(self, counters):
         worker = _Worker()
-        client = bench.LoadClient(worker, 5, sender=False, recorder=False, verifier=True)
+        client = bench_worker.LoadClient(worker, 5, sender=False, recorder=False, verifier=True)
         client.last_seq = 0
         for seq, counter in enumerate(counters, 1):
-            text = bench._message_text(3, counter, 64)
+            text = bench_worker._message_text(3, counter, 64)
             client.stringReceived(wire.encode(
                 {"type": "message", "from": "x", "text": text, "time": 1.0, "seq": seq}))
         return worker

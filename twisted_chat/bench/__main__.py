@@ -1,0 +1,8 @@
+# -*- test-case-name: tests.test_bench -*-
+"""
+C{python -m twisted_chat.bench}: the load and chaos tool.
+"""
+
+from twisted_chat.bench import run
+
+run()
