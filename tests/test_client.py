@@ -21,6 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from twisted_chat import client as client_module
 from twisted_chat.client import (
@@ -34,6 +35,7 @@ from twisted_chat.client import (
     ChatClient,
     ChatClientProtocol,
     ConsoleProtocol,
+    IChatView,
     Options,
     describe_connect_failure,
     describe_tls_failure,
@@ -602,6 +604,13 @@ class ConsoleTests(SynchronousTestCase):
         self.transport = StringTransport()
         self.console.makeConnection(self.transport)
 
+    def test_console_is_the_view(self):
+        """
+        The client's console is a real IChatView for its session.
+        """
+        self.assertTrue(verifyObject(IChatView, self.client.console))
+        self.assertIs(self.client.console.session, self.client)
+
     def test_lines_decoded(self):
         """
         CRLF and LF lines arrive as text; invalid UTF-8 is replaced.
@@ -686,7 +695,7 @@ class OptionsTests(SynchronousTestCase):
         Each connection attempt goes to the next server, and the client's
         messages name the one it tried.
         """
-        from twisted_chat.client import _ReportingEndpoint
+        from twisted_chat.client.cli import _ReportingEndpoint
 
         class Client:
             address = None
@@ -1640,7 +1649,7 @@ class StatusTests(ClientMixin, SynchronousTestCase):
         self.clock.advance(100)
         self.lose()
         self.clock.advance(3)
-        self.client._backoff = lambda attempt: 10.0
+        self.client.backoff = lambda attempt: 10.0
         self.client.retry_delay(1)
         self.clock.advance(4)
         self.assertEqual(self.status_of(), [

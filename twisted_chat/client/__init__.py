@@ -2,8 +2,27 @@
 """
 The stdio chat client: C{python -m twisted_chat.client}, or the
 C{twisted-chat} console script (L{run}).
+
+ - L{twisted_chat.client.protocol}: the session with the server
+   (L{ChatClientProtocol}, L{ChatSession}).
+ - L{twisted_chat.client.console}: what the user types and sees
+   (L{Console}, its commands, L{render}; L{ChatClient}, a session with its
+   console; L{ConsoleProtocol} on stdio).
+ - L{twisted_chat.client.failures}: connection and TLS failures in words.
+ - L{twisted_chat.client.cli}: L{Options}, L{main} and L{run}.
+
+What the tests and the console script import is here too.
 """
 
+from twisted_chat.client.cli import Options, main, run
+from twisted_chat.client.console import (
+    ChatClient,
+    Console,
+    ConsoleProtocol,
+    render,
+    shutdown_line,
+)
+from twisted_chat.client.failures import describe_connect_failure, describe_tls_failure
 from twisted_chat.client.protocol import (
     DRAIN_TIMEOUT,
     EXIT_FAILED,
@@ -15,17 +34,9 @@ from twisted_chat.client.protocol import (
     INTERRUPT_GRACE,
     OUTBOX_HIGH,
     RTT_WINDOW,
-    ChatClient,
     ChatClientProtocol,
-    ConsoleProtocol,
-    Options,
-    _ReportingEndpoint,
-    describe_connect_failure,
-    describe_tls_failure,
-    main,
-    render,
-    run,
-    shutdown_line,
+    ChatSession,
+    IChatView,
 )
 
 __all__ = [
@@ -41,9 +52,11 @@ __all__ = [
     "RTT_WINDOW",
     "ChatClient",
     "ChatClientProtocol",
+    "ChatSession",
+    "Console",
     "ConsoleProtocol",
+    "IChatView",
     "Options",
-    "_ReportingEndpoint",
     "describe_connect_failure",
     "describe_tls_failure",
     "main",
