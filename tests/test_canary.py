@@ -80,8 +80,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
     @defer.inlineCallbacks
     def test_eager_attributes(self):
         """
-        A C{tcp.Server} has every attribute SendQueue reads, and its
-        SendQueue is eager.
+        A C{tcp.Server} has what SendQueue reads, and its SendQueue is eager.
         """
         server, _ = yield self.connect()
         for name in EAGER_ATTRIBUTES:
@@ -98,8 +97,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
     @defer.inlineCallbacks
     def test_direct_send(self):
         """
-        With Twisted's buffer empty, a SendQueue write goes to the socket
-        without C{transport.write}, and the client receives it.
+        With Twisted's buffer empty, a SendQueue write skips transport.write.
         """
         server, client = yield self.connect()
         transport = server.transport
@@ -121,8 +119,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
     @defer.inlineCallbacks
     def test_buffered_bytes_counted(self):
         """
-        Bytes C{tcp.Server} holds show in C{dataBuffer} or C{_tempDataLen},
-        so a SendQueue write waits behind them and the order is kept.
+        Bytes Twisted holds show in its buffer, and a SendQueue write waits.
         """
         server, client = yield self.connect()
         transport = server.transport
@@ -152,8 +149,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
     @defer.inlineCallbacks
     def test_large_frame_gathered(self):
         """
-        A large frame sent in pieces, the reactor running in between, is
-        gathered in a list while it arrives and delivered intact.
+        A large frame sent in pieces is gathered in a list, then delivered.
         """
         server, client = yield self.connect()
         text = "".join(chr(0x3B1 + i % 24) for i in range(3000))
@@ -285,8 +281,7 @@ class StandardIOCanaryTests(TestCase):
 
     def test_writer_attributes(self):
         """
-        C{StandardIO} has a C{_writer} with C{doWrite}, C{connected} and
-        C{disconnecting}.
+        C{StandardIO._writer} has C{doWrite}, C{connected}, C{disconnecting}.
         """
         console, _ = self.console()
         writer = getattr(console.transport, "_writer", None)
@@ -304,8 +299,7 @@ class StandardIOCanaryTests(TestCase):
 
     def test_error_after_pending_output(self):
         """
-        A line C{write_line} left pending comes out before the line
-        C{write_error} writes next.
+        A pending C{write_line} line comes out before a C{write_error} line.
         """
         console, stdout_read = self.console()
         console.write_line("out")
