@@ -42,8 +42,8 @@ GATHER_LOST = (
     "pieces costs the server quadratic copying again"
 )
 STDIO_LOST = (
-    "ConsoleProtocol.write_error (twisted_chat/client.py) can no longer "
-    "flush stdout first, so its stderr lines may overtake stdout lines"
+    "ConsoleProtocol.write_error (twisted_chat/client/console.py) can no "
+    "longer flush stdout first, so its stderr lines may overtake stdout lines"
 )
 
 
