@@ -17,7 +17,8 @@ from zope.interface import implementer
 
 #: What a transport needs for L{SendQueue} to send on it directly: those of
 #: Twisted's socket transports (L{FileDescriptor}).  Other transports (TLS,
-#: test transports) just get C{write}.
+#: test transports) just get C{write}.  These are private to Twisted:
+#: tests/test_canary.py checks them on a real tcp.Server.
 _EAGER_ATTRIBUTES = ("dataBuffer", "_tempDataLen", "socket", "connected", "disconnecting")
 
 

@@ -294,7 +294,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         bytes of copying: a client trickling 64 KiB frames would cost the
         server a fraction of a second each.  This reads the receiver's
         buffer, C{_unprocessed}, which is private to Twisted but has been
-        stable for many releases; tests cover it.
+        stable for many releases; tests/test_canary.py fails loudly if a
+        Twisted release changes it.
         """
         waiting = getattr(self, "_unprocessed", None)
         if not isinstance(waiting, bytes) or len(waiting) < wire.PREFIX.size or self._closing:
