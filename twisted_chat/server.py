@@ -15,7 +15,6 @@ not read is bounded (L{SendQueue}), frames and messages are rate-limited
 """
 
 import secrets
-from collections import Counter, OrderedDict
 from random import Random
 
 from twisted.cred.error import UnauthorizedLogin
@@ -29,6 +28,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from twisted_chat import accounts, wire
+from twisted_chat.admission import Admission
 from twisted_chat._timers import cancelled
 from twisted_chat.hub import ChatHub, IChatClient
 from twisted_chat.logs import LineBudget
@@ -41,9 +41,6 @@ from twisted_chat.settings import (
     FLOOD_FACTOR,
     FRAME_RATE_FACTOR,
     JOIN_HOLD,
-    LOGIN_ADDRESSES,
-    LOGIN_BURST,
-    LOGIN_INTERVAL,
     RECONNECT_AFTER,
     ServerSettings,
 )
@@ -470,7 +467,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.close(wire.REASON_ERROR)
             return
         host = getattr(self.transport.getPeer(), "host", self.peer)
-        delay = factory.login_bucket(host).take()
+        delay = factory.admission.login_bucket(host).take()
         if delay:
             self.factory.stats.rate_limited += 1
             raise wire.ProtocolError(
@@ -883,9 +880,8 @@ class ChatServerFactory(Factory):
         self.stats = hub.stats
         self.portal = portal
         self.line_budget = LineBudget(clock, self.settings.log_rate)
-        self._login_buckets = OrderedDict()
+        self.admission = Admission(self.settings, clock)
         self.connections = set()
-        self._per_host = Counter()
         self._drained = []
         self._abort_call = None
 
@@ -894,21 +890,6 @@ class ChatServerFactory(Factory):
         Log the lines the budget still holds back.  (Twisted API.)
         """
         self.line_budget.sum_up()
-
-    def login_bucket(self, host):
-        """
-        The login attempts left to C{host} (L{LOGIN_BURST}, then one
-        every L{LOGIN_INTERVAL} seconds).  The most recent
-        L{LOGIN_ADDRESSES} addresses are remembered.
-        """
-        buckets = self._login_buckets
-        bucket = buckets.pop(host, None)
-        if bucket is None:
-            bucket = TokenBucket(1.0 / LOGIN_INTERVAL, LOGIN_BURST, self.clock)
-            while len(buckets) >= LOGIN_ADDRESSES:
-                buckets.popitem(last=False)
-        buckets[host] = bucket
-        return bucket
 
     def new_session_token(self):
         """
@@ -923,27 +904,17 @@ class ChatServerFactory(Factory):
         @return: L{None} if admitted (it is then tracked), else a
             L{wire.ProtocolError} to send it before closing.
         """
-        settings = self.settings
         if self.hub.closing:
             return wire.ProtocolError(wire.SERVER_FULL, "the server is shutting down")
         if not self.hub.ready:
             return wire.ProtocolError(
                 wire.UNAVAILABLE, "the server is not yet connected to the room"
             )
-        if len(self.connections) >= settings.max_clients:
-            return wire.ProtocolError(
-                wire.SERVER_FULL,
-                "the server is full (%d connections)" % (settings.max_clients,),
-            )
         host = getattr(protocol.transport.getPeer(), "host", None)
-        if settings.max_per_ip and host is not None:
-            if self._per_host[host] >= settings.max_per_ip:
-                return wire.ProtocolError(
-                    wire.TOO_MANY_CONNECTIONS,
-                    "too many connections from %s (%d)" % (host, settings.max_per_ip),
-                )
-            self._per_host[host] += 1
-            protocol.counted_host = host
+        refusal = self.admission.refusal(host, len(self.connections))
+        if refusal is not None:
+            return refusal
+        protocol.counted_host = host
         self.connections.add(protocol)
         self.stats.connected(len(self.connections))
         return None
@@ -954,11 +925,7 @@ class ChatServerFactory(Factory):
         """
         self.connections.discard(protocol)
         self.stats.connected(len(self.connections))
-        host = protocol.counted_host
-        if host is not None:
-            self._per_host[host] -= 1
-            if not self._per_host[host]:
-                del self._per_host[host]
+        self.admission.release(protocol.counted_host)
         if not self.connections and self._drained:
             self._abort_call = cancelled(self._abort_call)
             drained, self._drained = self._drained, []
