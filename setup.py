@@ -30,6 +30,7 @@ setup(
         "twisted_chat",
         "twisted_chat.bench",
         "twisted_chat.client",
+        "twisted_chat.cluster",
         "twisted.plugins",
     ],
     install_requires=[
