@@ -11,8 +11,10 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.common import ServerMixin, temp_dir
-from tests.loopback import LoopbackMixin, exit_status
+from tests.helpers.memory import ServerMixin
+from tests.helpers.processes import temp_dir
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import exit_status
 from twisted_chat import accounts, passwd, wire
 from twisted_chat.server import ChatServerFactory
 
@@ -41,6 +43,9 @@ def now(f, *args):
 
 class HashTests(SynchronousTestCase):
     def test_scrypt(self):
+        """
+        A scrypt hash is salted, well-formed and verifies only its password.
+        """
         hashed = accounts.hash_password("s3cret")
         self.assertTrue(hashed.startswith("$scrypt$ln=14,r=8,p=1$"))
         accounts.check_hash(hashed)
@@ -49,6 +54,9 @@ class HashTests(SynchronousTestCase):
         self.assertNotEqual(hashed, accounts.hash_password("s3cret"))  # salted
 
     def test_bcrypt(self):
+        """
+        A bcrypt hash is well-formed and verifies only its password.
+        """
         if bcrypt is None:  # pragma: no cover
             raise self.skipTest("bcrypt is not installed")
         hashed = accounts.hash_password("s3cret", "bcrypt")
@@ -57,6 +65,9 @@ class HashTests(SynchronousTestCase):
         self.assertFalse(accounts.verify("other", hashed))
 
     def test_malformed(self):
+        """
+        A malformed or out-of-range hash is refused with ValueError.
+        """
         for bad in ["plain", "$scrypt$ln=14$x", "$scrypt$ln=99,r=8,p=1$AA$AA", "$2b$short",
                     "$scrypt$ln=a,r=8,p=1$AA$AA"]:
             self.assertRaises(ValueError, accounts.check_hash, bad)
@@ -64,6 +75,9 @@ class HashTests(SynchronousTestCase):
 
 class AuthFileTests(SynchronousTestCase):
     def test_parse(self):
+        """
+        The auth file skips comments and blanks; names match whatever their case.
+        """
         hashed = accounts.hash_password("pw")
         path = write_file(self, "# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
         auth = accounts.AuthFile(path)
@@ -72,6 +86,9 @@ class AuthFileTests(SynchronousTestCase):
         self.assertEqual(auth.hashes["alice"][0], "Alice")
 
     def test_errors_name_the_line(self):
+        """
+        A bad auth file is refused with an error that names the line.
+        """
         hashed = accounts.hash_password("pw")
         for text, error in [
             ("alice %s\n" % hashed, ":1: not name:hash"),
@@ -87,6 +104,9 @@ class AuthFileTests(SynchronousTestCase):
         self.assertIn("cannot read", str(e))
 
     def test_checker(self):
+        """
+        The checker logs a name in with its password, in any case, and nothing else.
+        """
         path = write_file(self, "alice:%s\n" % accounts.hash_password("pw"))
         portal = accounts.portal(accounts.AuthFile(path), run=now)
         self.assertEqual(self.successResultOf(accounts.login(portal, "ALICE", "pw")), "alice")
@@ -104,6 +124,9 @@ class PasswdTests(SynchronousTestCase):
         return status, out.getvalue(), err.getvalue()
 
     def test_add_and_change(self):
+        """
+        passwd adds an account to a new 0600 file and changes a password.
+        """
         path = os.path.join(temp_dir(self), "users")
         status, out, _ = self.run_passwd(path, "alice", answers=["pw1", "pw1"])
         self.assertEqual((status, out), (0, "added alice in %s\n" % (path,)))
@@ -118,6 +141,9 @@ class PasswdTests(SynchronousTestCase):
         self.assertTrue(accounts.verify("pw2", auth.hashes["bob"][1]))
 
     def test_refusals(self):
+        """
+        passwd refuses differing or empty passwords, bad names and bad files.
+        """
         path = os.path.join(temp_dir(self), "users")
         status, _, err = self.run_passwd(path, "alice", answers=["a", "b"])
         self.assertEqual((status, err), (1, "twisted-chat-passwd: the passwords differ\n"))
@@ -144,21 +170,28 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         super().setUp()
 
     def make_factory(self, **kwargs):
+        """
+        The mixin's factory, with these accounts (plaintext login allowed).
+        """
         kwargs.setdefault("allow_plaintext_login", True)
-        kwargs.setdefault("heartbeat_interval", self.interval)
-        kwargs.setdefault("timeout", self.timeout)
-        return ChatServerFactory(clock=self.clock, portal=self.portal, **kwargs)
+        return super().make_factory(portal=self.portal, **kwargs)
 
     def login(self, protocol, name, password):
         self.send(protocol, type="login", name=name, password=password)
 
     def test_welcome_asks_for_login(self):
+        """
+        With accounts, the welcome asks for a login, and waiting does not join.
+        """
         protocol, transport = self.connect(join=False)
         self.assertTrue(self.received(transport)[0]["login"])
         self.clock.advance(5)  # no joining by waiting
         self.assertNotIn(protocol, self.factory.hub)
 
     def test_login(self):
+        """
+        A login joins under the account's name, which cannot be changed.
+        """
         protocol, transport = self.connect(join=False)
         transport.clear()
         self.login(protocol, "ALICE", "pw-a")
@@ -170,6 +203,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(self.received(transport)[0]["code"], wire.BAD_NICK)
 
     def test_wrong_password_may_try_again(self):
+        """
+        A wrong password is refused without closing; a retry may succeed.
+        """
         protocol, transport = self.connect(join=False)
         transport.clear()
         self.login(protocol, "alice", "nope")
@@ -179,6 +215,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(self.received(transport)[0]["type"], "logged_in")
 
     def test_anything_before_login(self):
+        """
+        Any other frame before the login is refused and closes.
+        """
         protocol, transport = self.connect(join=False)
         transport.clear()
         self.send(protocol, type="message", text="hi")
@@ -208,6 +247,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(self.received(t2)[0]["type"], "logged_in")
 
     def test_plaintext_refused(self):
+        """
+        A login without TLS is refused unless plaintext login is allowed.
+        """
         self.factory = ChatServerFactory(clock=self.clock, portal=self.portal)
         protocol, transport = self.connect(join=False)
         transport.clear()
@@ -218,6 +260,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
     def test_already_logged_in(self):
+        """
+        An account logged in on one connection cannot log in on another.
+        """
         first, _ = self.connect(40001, join=False)
         self.login(first, "alice", "pw-a")
         second, transport = self.connect(40002, join=False)
@@ -226,6 +271,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(self.received(transport)[0]["code"], wire.NICK_TAKEN)
 
     def test_resume_instead_of_login(self):
+        """
+        A logged-in session may be resumed without logging in again.
+        """
         protocol, transport = self.connect(join=False)
         session = self.received(transport)[0]["session"]
         self.login(protocol, "alice", "pw-a")
@@ -237,6 +285,9 @@ class LoginTests(ServerMixin, SynchronousTestCase):
             "type": "resumed", "replayed": 1, "name": "alice"})
 
     def test_login_without_accounts(self):
+        """
+        A server without accounts answers a login with unknown_type.
+        """
         self.factory = ChatServerFactory(clock=self.clock)
         protocol, transport = self.connect()
         transport.clear()
@@ -253,7 +304,7 @@ class ClientLoginTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        from tests.certs import ThrowawayCA
+        from tests.helpers.certs import ThrowawayCA
 
         self.ca = ThrowawayCA(directory=temp_dir(self, "twisted-chat-certs-"))
         path = write_file(self, "alice:%s\n" % (accounts.hash_password("pw-a"),))
@@ -281,6 +332,9 @@ class ClientLoginTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_login(self):
+        """
+        The client with --login logs in and chats under the account's name.
+        """
         child, status = yield self.chat("pw-a", "--login", "--name", "alice")
         self.assertEqual(status, (0, None), bytes(child.err))
         self.assertIn(b"* logged in as alice", child.out)
@@ -288,12 +342,18 @@ class ClientLoginTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_wrong_password(self):
+        """
+        The client with a wrong password says so in one line and exits 1.
+        """
         child, status = yield self.chat("nope", "--login", "--name", "alice")
         self.assertEqual(status, (1, None))
         self.assertEqual(child.err.decode(), "cannot log in as alice: wrong name or password\n")
 
     @defer.inlineCallbacks
     def test_no_login(self):
+        """
+        The client without --login tells how to log in and exits 1.
+        """
         child, status = yield self.chat("unused")
         self.assertEqual(status, (1, None))
         self.assertIn(b"the server wants a login: use --login --name NAME", child.err)

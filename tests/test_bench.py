@@ -18,8 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted_chat import bench, wire
 from twisted_chat.bench import cli, load
 from twisted_chat.bench import worker as bench_worker
-from tests.common import child_env, temp_dir
-from tests.loopback import LoopbackMixin, exit_status
+from tests.helpers.processes import child_env, temp_dir
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import exit_status
 
 FLOOR_SOURCE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "floor_server.c")
@@ -28,6 +29,9 @@ FLOOR_SOURCE = os.path.join(
 class ParsingTests(SynchronousTestCase):
     """
     Reading seq and text fields straight from frame bytes.
+
+    The worker's private parsing functions are called directly: they are
+    the unit, and a load run shows only their sums.
     """
 
     def test_compact_and_spaced_json(self):
@@ -188,6 +192,7 @@ class OptionsTests(SynchronousTestCase):
         options = cli.Options()
         options.parseOptions(["load", "--ports", "4001,4002"])
         self.assertEqual((options.subOptions["ports"], options.subOptions["port"]), ("4001,4002", 4001))
+        # Private: what a worker is started with shows only in a load run.
         self.assertIn("--ports", load._forward(options.subOptions))
         for bad in ("4001,x", "70000", ""):
             self.assertRaises(usage.UsageError, cli.Options().parseOptions, ["load", "--ports", bad])
@@ -419,4 +424,7 @@ class SenderOrderTests(SynchronousTestCase):
         self.assertEqual(self.receive([1, 2, 4, 5]).order_errors, 0)
 
     def test_older_or_repeated_is_an_error(self):
+        """
+        A counter older than or equal to the last is an order error.
+        """
         self.assertEqual(self.receive([1, 3, 2, 4, 4]).order_errors, 2)

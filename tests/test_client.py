@@ -43,7 +43,7 @@ from twisted_chat.client import (
     shutdown_line,
 )
 from twisted_chat.server import ChatServerFactory
-from tests.common import frame, parse_frames
+from tests.helpers.memory import frame, parse_frames
 
 WELCOME = {
     "type": "welcome",

@@ -9,7 +9,8 @@ import socket
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.loopback import LoopbackMixin, exit_status
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import exit_status
 from twisted_chat.client import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_SHUTDOWN
 
 

@@ -12,27 +12,13 @@ import socket
 import struct
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from twisted_chat import wire
-from tests.loopback import LoopbackMixin, RawClient, Waiter
-
-
-def resident_kib(pid):
-    """
-    The resident memory of process C{pid}, in KiB (Linux).
-    """
-    with open("/proc/%d/status" % (pid,)) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS for %d" % (pid,))
-
-
-def sleep(seconds):
-    return task.deferLater(reactor, seconds, lambda: None)
+from twisted_chat.bench.servers import resident_mib
+from tests.helpers.loopback import LoopbackMixin, RawClient
+from tests.helpers.waiting import Waiter, sleep
 
 
 class NonReader(RawClient):
@@ -130,7 +116,7 @@ class FaultTests(LoopbackMixin, TestCase):
         yield flooder.welcomed
         yield server.wait_for(rb"guest-3 \(127.0.0.1:\d+\) connected")
         yield sleep(0.2)
-        before = resident_kib(server.transport.pid)
+        before = resident_mib(server.transport.pid)
         text = "x" * 4000
         sent = 0
         while sent < count:
@@ -141,10 +127,10 @@ class FaultTests(LoopbackMixin, TestCase):
                 sent += 1
             yield sleep(0.001)
         yield waiter.wait_until(lambda: observer.count >= count)
-        after = resident_kib(server.transport.pid)
+        after = resident_mib(server.transport.pid)
         # 10000 messages of 4 KB is 40 MB that a buffering server would hold
         # for the non-reader; this one holds at most its send queue.
-        self.assertLess(after - before, 20 * 1024, (before, after))
+        self.assertLess(after - before, 20, (before, after))
         self.assertEqual(observer.count, count)
         yield server.wait_for(rb"guest-2 \(127.0.0.1:\d+\) is lagging")
         yield server.wait_for(rb"guest-2 \(127.0.0.1:\d+\) left: sendq")
@@ -194,8 +180,7 @@ class FaultTests(LoopbackMixin, TestCase):
         ]
         garbage = []
         for i in range(200):
-            raw = RawClient()
-            yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), raw)
+            raw = yield self.connect_raw(port)
             raw.transport.write(b"".join(rng.choice(samples)() for _ in range(rng.randrange(1, 6))))
             garbage.append(raw)
         observer.line_received("through the noise")
@@ -337,7 +322,7 @@ class StressTests(LoopbackMixin, TestCase):
         for i in range(clients_count):
             kind = DecodingCounter if i == clients_count - 1 else Counter
             client = kind(expected, waiter)
-            yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+            yield self.connect_raw(port, client)
             clients.append(client)
             if i % 50 == 0:
                 yield sleep(0)

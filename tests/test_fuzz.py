@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_chat import wire
 from twisted_chat.client import ChatClient, ChatClientProtocol
 from twisted_chat.server import ChatServerFactory
-from tests.common import frame, parse_frames
+from tests.helpers.memory import frame, parse_frames
 
 FUZZ = settings(
     max_examples=200,

@@ -4,40 +4,11 @@ Tests for L{twisted_chat.hub}: names, seq, broadcast, with fake members.
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from twisted_chat import wire
 from twisted_chat.hub import ChatHub, IChatClient
-from tests.common import parse_frames
-
-
-@implementer(IChatClient)
-class FakeClient:
-    """
-    A member that records what it is sent.
-    """
-
-    def __init__(self, name):
-        self.name = name
-        self.session = "session-" + name
-        self.frames = []
-        self.aborted = None
-        self.behind = []
-
-    def deliver(self, seq, data):
-        self.frames.append(data)
-
-    def abort(self, reason):
-        self.aborted = reason
-
-    def fell_behind(self, seq):
-        self.behind.append(seq)
-
-    def events(self):
-        messages = parse_frames(b"".join(self.frames))
-        del self.frames[:]
-        return messages
+from tests.helpers.fakes import FakeClient
 
 
 class BrokenClient(FakeClient):

@@ -12,16 +12,13 @@ import socket
 import struct
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP4ServerEndpoint,
-    connectProtocol,
-)
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
 from twisted_chat import wire
-from tests.loopback import LoopbackMixin, RawClient, exit_status
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import exit_status
 
 
 class RoomTests(LoopbackMixin, TestCase):
@@ -101,8 +98,7 @@ class RoomTests(LoopbackMixin, TestCase):
         """
         server = yield self.start_server()
         observer = yield self.connect_client(server.port)
-        raw = RawClient()
-        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), raw)
+        raw = yield self.connect_raw(server.port)
         yield raw.wait_for_type("welcome")
         raw.sendString(wire.encode({"type": "heartbeat"}))
         yield raw.wait_for_type("heartbeat_ack")
@@ -122,8 +118,7 @@ class RoomTests(LoopbackMixin, TestCase):
         """
         server = yield self.start_server(heartbeat_interval=0.25, timeout=0.75)
         observer = yield self.connect_client(server.port)
-        raw = RawClient()
-        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), raw)
+        raw = yield self.connect_raw(server.port)
         # One frame, so it is in the room; then nothing ever again.
         raw.sendString(wire.encode({"type": "heartbeat"}))
         yield observer.transcript.wait_for("* guest-2 joined")

@@ -9,8 +9,8 @@ from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseDone
 
-from tests.common import ServerMixin
-from tests.loopback import LoopbackMixin
+from tests.helpers.memory import ServerMixin
+from tests.helpers.loopback import LoopbackMixin
 from twisted_chat import wire
 from twisted_chat.metrics import Histogram
 
@@ -49,6 +49,9 @@ class BodyReader(Protocol):
 
 class HistogramTests(SynchronousTestCase):
     def test_buckets(self):
+        """
+        A histogram counts each value in its bucket and those above, and sums them.
+        """
         histogram = Histogram((1.0, 2.0))
         for value in (0.5, 1.0, 1.5, 3.0):
             histogram.observe(value)
@@ -62,6 +65,9 @@ class StatsTests(ServerMixin, SynchronousTestCase):
     """
 
     def test_counts(self):
+        """
+        Connections, frames, errors, heartbeat round trips and deliveries are counted.
+        """
         stats = self.factory.stats
         (a, ta), (b, tb) = self.connect(40001), self.connect(40002)
         self.assertEqual((stats.connections, stats.connections_max), (2, 2))
@@ -84,6 +90,9 @@ class StatsTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(stats.leaves, {wire.REASON_EOF: 1})
 
     def test_rate_limited(self):
+        """
+        Each refusal by flood control is counted, as an error too.
+        """
         factory = self.make_factory(rate=1.0, burst=1)
         self.factory = factory
         protocol, _ = self.connect()
@@ -93,15 +102,21 @@ class StatsTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(factory.stats.errors[wire.RATE_LIMITED], 2)
 
     def test_expiry_delay(self):
+        """
+        A timeout is counted as a leave, with the silence it waited for.
+        """
         protocol, _ = self.connect()
         self.clock.advance(5)
         self.send(protocol, type="heartbeat")
-        self.clock.advance(self.timeout)
+        self.clock.advance(self.server_timeout)
         self.lose(protocol)
         self.assertEqual(self.factory.stats.leaves, {wire.REASON_TIMEOUT: 1})
-        self.assertEqual(self.factory.stats.expiry_delay.sum, self.timeout)
+        self.assertEqual(self.factory.stats.expiry_delay.sum, self.server_timeout)
 
     def test_nonsense_rtt_ignored(self):
+        """
+        A round trip that is negative, not a number or absurd is not counted.
+        """
         protocol, _ = self.connect()
         for rtt in (-1, "1", True, 1e9):
             self.send(protocol, type="heartbeat", rtt=rtt)
@@ -135,6 +150,9 @@ class ScrapeTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_counters_move(self):
+        """
+        The scraped counters start at zero and move as clients chat.
+        """
         from twisted_chat.metrics import metrics_site
 
         server = yield self.start_server()
@@ -156,6 +174,9 @@ class ScrapeTests(LoopbackMixin, TestCase):
         self.assertIn('twisted_chat_heartbeat_rtt_seconds_bucket{le="+Inf"}', after)
 
     def test_option(self):
+        """
+        --metrics adds a second service, the metrics site.
+        """
         from twisted_chat import tap
 
         options = tap.Options()

@@ -8,7 +8,7 @@ from twisted.internet import defer
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.common import ServerMixin, parse_frames
+from tests.helpers.memory import ServerMixin, parse_frames
 from twisted_chat import wire
 from twisted_chat.hub import ChatHub
 
@@ -215,6 +215,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         for _ in range(200):
             protocol, _ = self.connect()
             self.lose(protocol)
+        # Private: no public call counts the sessions the hub remembers.
         self.assertLessEqual(len(self.factory.hub._sessions), 12)
         self.assertEqual(len(self.factory.hub.backlog), 10)
 
@@ -356,7 +357,7 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         """
         self.talk(100)
         for _ in range(3):
-            self.clock.advance(self.timeout / 3)
+            self.clock.advance(self.server_timeout / 3)
             self.send(self.reader, type="heartbeat")
             self.send(self.talker, type="heartbeat")
         self.assertTrue(self.reader_t.disconnected)
@@ -368,10 +369,10 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         A lagged client that drains within the timeout stays.
         """
         self.talk(100)
-        self.clock.advance(self.timeout / 2)
+        self.clock.advance(self.server_timeout / 2)
         self.reader_t.producer.resumeProducing()
         self.send(self.reader, type="heartbeat")
-        self.clock.advance(self.timeout * 0.75)
+        self.clock.advance(self.server_timeout * 0.75)
         self.assertFalse(self.reader_t.disconnected)
 
     def test_close_waits_for_queue(self):

@@ -56,6 +56,8 @@ class SendQueueTests(SynchronousTestCase):
         deque: quiet connections are most of a large room's memory.
         """
         self.queue.write(b"abc")
+        # Private: the deque itself is what this test is about, and no
+        # public call can tell an empty deque from none.
         self.assertIsNone(self.queue._queue)
         self.queue.pauseProducing()
         self.queue.write(b"de")

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 from twisted_chat import wire
 from twisted_chat.hub import IChatClient
 from twisted_chat.server import paginate_names
-from tests.common import ServerMixin, frame, parse_frames
+from tests.helpers.memory import ServerMixin, frame, parse_frames
 
 
 class WelcomeTests(ServerMixin, SynchronousTestCase):
@@ -678,7 +678,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         A silent client is aborted exactly timeout seconds after connecting,
         not before, and the others are told it left with reason timeout.
         """
-        self.clock.advance(self.timeout - self.epsilon)
+        self.clock.advance(self.server_timeout - self.epsilon)
         self.assertAlive()
         self.clock.advance(self.epsilon)
         self.assertExpired()
@@ -695,10 +695,10 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
             wire.frame(b"not json"),
         ]
         for data in frames:
-            self.clock.advance(self.timeout - self.epsilon)
+            self.clock.advance(self.server_timeout - self.epsilon)
             self.alice.dataReceived(data)
             self.assertAlive()
-        self.clock.advance(self.timeout - self.epsilon)
+        self.clock.advance(self.server_timeout - self.epsilon)
         self.assertAlive()
         self.clock.advance(self.epsilon)
         self.assertExpired()
@@ -709,7 +709,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         timer, timeout seconds after it connected.
         """
         protocol, transport = self.connect(join=False)
-        self.clock.advance(self.timeout - self.epsilon)
+        self.clock.advance(self.server_timeout - self.epsilon)
         self.assertFalse(transport.disconnecting)
         self.clock.advance(self.epsilon)
         self.assertTrue(transport.disconnected)
@@ -725,14 +725,14 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         for i in range(len(data) - 1):
             self.clock.advance(1)
             self.alice.dataReceived(data[i : i + 1])
-        self.clock.advance(self.timeout - (len(data) - 1))
+        self.clock.advance(self.server_timeout - (len(data) - 1))
         self.assertExpired()
 
     def test_other_clients_unaffected(self):
         """
         A client that sends heartbeats stays while a silent one expires.
         """
-        self.bob.setTimeout(self.timeout)
+        self.bob.setTimeout(self.server_timeout)
         for _ in range(4):
             self.clock.advance(self.interval)
             self.send(self.bob, type="heartbeat")
@@ -744,7 +744,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         The log says who expired and after how long.
         """
         with capturedLogs() as events:
-            self.clock.advance(self.timeout)
+            self.clock.advance(self.server_timeout)
         (event,) = [e for e in events if "expired" in e["log_format"]]
         self.assertIn("{timeout} s without a frame", event["log_format"])
         self.assertEqual(event["name"], "guest-1")
@@ -762,7 +762,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
             lambda p: self.lose(p, ConnectionLost),
             lambda p: (self.send(p, type="quit"), self.lose(p)),
             lambda p: (p.dataReceived(b"\xff\xff\xff\xff"), self.lose(p, ConnectionAborted)),
-            lambda p: (self.clock.advance(self.timeout), self.lose(p, ConnectionAborted)),
+            lambda p: (self.clock.advance(self.server_timeout), self.lose(p, ConnectionAborted)),
         ]
         for end in endings:
             protocol, _ = self.connect()
@@ -815,7 +815,7 @@ class LeaveReasonTests(ServerMixin, SynchronousTestCase):
         def end(p):
             # The other client keeps talking; this one says nothing.
             for _ in range(3):
-                self.clock.advance(self.timeout / 3)
+                self.clock.advance(self.server_timeout / 3)
                 self.send(self.others[0], type="heartbeat")
             self.received(self.others[1])
             self.lose(p, ConnectionAborted)
@@ -1133,6 +1133,9 @@ class FellBehindTests(ServerMixin, SynchronousTestCase):
     """
 
     def test_lagged_until_resume(self):
+        """
+        After one lagged frame nothing more is sent until a resume, even a failed one.
+        """
         protocol, transport = self.connect()
         transport.clear()
         protocol.fell_behind(7)

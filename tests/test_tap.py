@@ -21,8 +21,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_chat import tap, wire
 from twisted_chat.settings import LimitsError, ServerSettings, frame_limits, text_for_frame
-from tests.common import child_env, parse_frames
-from tests.loopback import TWISTD, LoopbackMixin, exit_status
+from tests.helpers.memory import parse_frames
+from tests.helpers.processes import child_env
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import TWISTD, exit_status
 
 DEFAULTS = {
     "port": "tcp:56562:backlog=4096",
@@ -707,6 +709,9 @@ class JSONLogTests(LoopbackMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_json_lines(self):
+        """
+        --logger twisted_chat.logs.json writes JSON lines naming each peer.
+        """
         server = self.spawn(
             TWISTD + ["-n", "--pidfile=", "--logger", "twisted_chat.logs.json", "chat",
                       "--port", "tcp:0:interface=127.0.0.1"])
@@ -732,6 +737,11 @@ class JSONLogTests(LoopbackMixin, TestCase):
 
 class RequireTests(SynchronousTestCase):
     def test_missing_extra_is_one_line(self):
+        # Private: through makeService, only an extra that is really
+        # missing would show this, and the test extra installs them all.
+        """
+        A missing extra is a one-line usage error naming the pip command.
+        """
         e = self.assertRaises(UsageError, tap._require, "--metrics", "metrics",
                               "json", "no_such_module_for_twisted_chat")
         self.assertIn("--metrics needs the metrics extra: pip install 'twisted-chat[metrics]'",

@@ -11,11 +11,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
-from tests.loopback import LoopbackMixin, exit_status
+from tests.helpers.loopback import LoopbackMixin
+from tests.helpers.processes import exit_status
 from twisted_chat.server import ChatServerFactory
 
 try:
-    from tests.certs import ThrowawayCA
+    from tests.helpers.certs import ThrowawayCA
 except ImportError:  # pragma: no cover
     ThrowawayCA = None
 

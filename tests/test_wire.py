@@ -160,6 +160,7 @@ class DuplicateMemberTests(SynchronousTestCase):
 
         pairs = [(Key("k%d" % (i,)), 1) for i in range(5000)]
         pairs.append((Key("k4999"), 2))
+        # Private: keys that count comparisons cannot come through JSON.
         error = self.assertRaises(ValueError, wire._unique_members, pairs)
         self.assertEqual(str(error), "k4999")
         self.assertLess(len(compared), 5 * len(pairs))
