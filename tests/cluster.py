@@ -11,8 +11,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.trial.unittest import SkipTest
 
-from tests.common import temp_dir
-from tests.loopback import ChildProcess, LoopbackMixin, RawClient
+from tests.helpers.loopback import LoopbackMixin, RawClient
+from tests.helpers.processes import ChildProcess, temp_dir
 from twisted_chat.server import ChatServerFactory
 
 REDIS_SERVER = shutil.which("redis-server")

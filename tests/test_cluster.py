@@ -9,8 +9,9 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from tests.cluster import ClusterMixin
-from tests.loopback import exit_status
-from tests.test_hub import FakeClient
+from tests.helpers.fakes import FakeClient
+from tests.helpers.processes import exit_status
+from tests.helpers.waiting import poll
 from twisted_chat import wire
 from twisted_chat.cluster import RedisAddress
 from twisted_chat.tap import Options
@@ -22,23 +23,6 @@ def events(client, kinds=("message", "join", "leave", "nick")):
 
 def texts(client):
     return [m["text"] for m in client.messages if m["type"] == "message"]
-
-
-def poll(predicate, timeout=10.0, interval=0.05):
-    """
-    A Deferred that fires once C{predicate()} is true; fails after
-    C{timeout} seconds.
-    """
-    deadline = reactor.seconds() + timeout
-
-    def check():
-        if predicate():
-            return True
-        if reactor.seconds() > deadline:
-            raise AssertionError("condition not met within %s s" % (timeout,))
-        return task.deferLater(reactor, interval, check)
-
-    return defer.maybeDeferred(check)
 
 
 def send(client, **message):
@@ -639,8 +623,8 @@ class LoadTests(ClusterMixin, TestCase):
         import json
         import os
 
-        from tests.common import temp_dir
-        from tests.loopback import exit_status as status
+        from tests.helpers.processes import exit_status as status
+        from tests.helpers.processes import temp_dir
 
         redis = yield self.start_redis()
         a = yield self.start_node(redis)
