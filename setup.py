@@ -33,6 +33,8 @@ setup(
         "twisted_chat.cluster",
         "twisted.plugins",
     ],
+    # The cluster's Lua scripts, read with importlib.resources.
+    package_data={"twisted_chat.cluster": ["scripts/*.lua"]},
     install_requires=[
         "Twisted>=22.10",
     ],

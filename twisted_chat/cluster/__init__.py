@@ -14,28 +14,58 @@ The Redis client is txredisapi, a Twisted-native one, on connections that
 L{ClientService} keeps up (docs/cluster.rst says why).
 """
 
-from twisted_chat.cluster.hub import (  # noqa: F401 (the package's names)
+from twisted_chat.cluster.hub import (
     BEHIND_FRACTION,
     BEHIND_RETRY_AFTER,
     BLOCK_MS,
     GUEST_TAG_LENGTH,
-    JOIN,
-    LEAVE,
-    LOAD,
-    MAX_RETRY_DELAY,
-    POSITION,
-    PUBLISH,
     READ_COUNT,
-    REAP,
-    REFRESH,
-    RENAME,
-    REPLY_TIMEOUT,
-    RESTORE,
-    RESUME,
-    SEED,
     SESSION_TTL,
     STALE_POSITION,
     ClusterHub,
+)
+from twisted_chat.cluster.link import (
+    MAX_RETRY_DELAY,
+    REPLY_TIMEOUT,
     RedisAddress,
     RedisLink,
 )
+from twisted_chat.cluster.lua import (
+    JOIN,
+    LEAVE,
+    LOAD,
+    POSITION,
+    PUBLISH,
+    REAP,
+    REFRESH,
+    RENAME,
+    RESTORE,
+    RESUME,
+    SEED,
+)
+
+__all__ = [
+    "ClusterHub",
+    "RedisAddress",
+    "RedisLink",
+    "BEHIND_FRACTION",
+    "BEHIND_RETRY_AFTER",
+    "BLOCK_MS",
+    "GUEST_TAG_LENGTH",
+    "MAX_RETRY_DELAY",
+    "READ_COUNT",
+    "REPLY_TIMEOUT",
+    "SESSION_TTL",
+    "STALE_POSITION",
+    "JOIN",
+    "LEAVE",
+    "LOAD",
+    "POSITION",
+    "PUBLISH",
+    "REAP",
+    "REFRESH",
+    "RENAME",
+    "RESTORE",
+    "RESUME",
+    "SEED",
+]

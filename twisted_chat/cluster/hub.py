@@ -16,21 +16,17 @@ L{ClientService} keeps up (docs/cluster.rst says why).
 
 import secrets
 import string
-from urllib.parse import unquote, urlsplit
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer, task
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from twisted_chat import settings, wire
+from twisted_chat.cluster.link import REPLY_TIMEOUT, RedisLink, unavailable
+from twisted_chat.cluster.lua import (
+    JOIN, LEAVE, LOAD, POSITION, PUBLISH, REAP, REFRESH, RENAME, RESTORE, RESUME, SEED)
 from twisted_chat.hub import ChatHub, _send_replay
 
-#: Seconds Redis may take to answer a command before the connection is
-#: deemed dead and made again.
-REPLY_TIMEOUT = 5.0
 #: How long one XREAD waits for new entries, in milliseconds.
 BLOCK_MS = 2000
 #: Most stream entries read at once.
@@ -40,8 +36,6 @@ READ_COUNT = 1000
 SESSION_TTL = 24 * 3600
 #: Letters in the tag that makes a node's guest names unique in the room.
 GUEST_TAG_LENGTH = 5
-#: Reconnecting to Redis waits 0.1 s at first, then longer, at most this.
-MAX_RETRY_DELAY = 5.0
 #: Chat messages are refused (rate_limited) while the slowest node is this
 #: much of the stream behind, so that no node loses events to trimming.
 BEHIND_FRACTION = 0.75
@@ -50,366 +44,6 @@ BEHIND_FRACTION = 0.75
 STALE_POSITION = 2.0
 #: How long a client refused that way is told to wait.
 BEHIND_RETRY_AFTER = 0.05
-
-
-class RedisAddress:
-    """
-    Where Redis is: parsed from C{redis://[[user]:password@]host[:port][/db]}
-    or C{unix:///path/to/socket[?db=N]}.
-    """
-
-    def __init__(self, url):
-        parts = urlsplit(url)
-        self.url = url
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        if parts.scheme == "redis":
-            if not parts.hostname:
-                raise ValueError("%r names no host" % (url,))
-            self.host = parts.hostname
-            try:
-                self.port = parts.port or 6379
-            except ValueError:
-                raise ValueError("%r has a bad port" % (url,)) from None
-            self.path = None
-            db = parts.path.strip("/") or "0"
-        elif parts.scheme == "unix":
-            self.host = self.port = None
-            self.path = parts.path
-            db = dict(
-                item.split("=", 1) for item in parts.query.split("&") if "=" in item
-            ).get("db", "0")
-        else:
-            raise ValueError("%r is not a redis:// or unix:// URL" % (url,))
-        if not db.isdigit():
-            raise ValueError("%r: the database must be a number" % (url,))
-        self.db = int(db)
-
-    def endpoint(self, reactor):
-        if self.path is not None:
-            return UNIXClientEndpoint(reactor, self.path, timeout=REPLY_TIMEOUT)
-        return HostnameEndpoint(reactor, self.host, self.port, timeout=REPLY_TIMEOUT)
-
-    def __str__(self):
-        if self.path is not None:
-            return "unix:%s db %d" % (self.path, self.db)
-        return "%s:%d db %d" % (self.host, self.port, self.db)
-
-
-def _protocol_class():
-    # hiredis parses replies in C; txredisapi's own parser handles every
-    # element of a reply in a reactor iteration of its own (see
-    # docs/cluster.rst), far too slow for reading a busy stream.
-    import txredisapi
-
-    return txredisapi.HiredisProtocol if txredisapi.hiredis else txredisapi.BaseRedisProtocol
-
-
-class _RedisFactory(Factory):
-    """
-    Builds txredisapi protocols that answer in bytes, time themselves on
-    C{reactor}, and log instead of giving up when Redis refuses them.
-    """
-
-    log = Logger()
-    isLazy = False
-    noisy = False
-
-    def __init__(self, reactor, address, reply_timeout, ready):
-        """
-        @param ready: called with each protocol once it is usable
-            (authenticated, on the right database).
-        """
-        self.reactor = reactor
-        self.address = address
-        self.reply_timeout = reply_timeout
-        self.ready = ready
-        self.protocol_class = _protocol_class()
-
-    def buildProtocol(self, addr):
-        protocol = self.protocol_class(
-            charset=None,
-            replyTimeout=self.reply_timeout,
-            password=self.address.password,
-            username=self.address.username,
-            dbid=self.address.db,
-            convertNumbers=False,
-        )
-        protocol.factory = self
-        protocol.callLater = self.reactor.callLater
-        protocol.whenConnected().addCallback(self.ready)
-        return protocol
-
-    # What txredisapi's protocol calls when AUTH or SELECT fails.
-    def stopTrying(self):
-        pass
-
-    def connectionError(self, message):
-        self.log.error("{message} ({address})", message=message, address=self.address)
-
-
-class RedisLink:
-    """
-    One connection to Redis, made again with backoff whenever it is lost.
-
-    @ivar protocol: the connected txredisapi protocol, or L{None}.
-    """
-
-    log = Logger()
-
-    def __init__(self, reactor, address, name, on_connect, reply_timeout=REPLY_TIMEOUT):
-        """
-        @param on_connect: called with the protocol each time a connection
-            is ready (authenticated and on the right database).
-        """
-        self.reactor = reactor
-        self.address = address
-        self.name = name
-        self.on_connect = on_connect
-        self.protocol = None
-        self._lost_once = False
-        # Not ClientService's prepareConnection for AUTH and SELECT: a
-        # connection lost while it is pending makes ClientService raise
-        # NoTransition (seen with Twisted 26.10; the state machine of 22.10
-        # has no such transition either).
-        self.service = ClientService(
-            address.endpoint(reactor),
-            _RedisFactory(reactor, address, reply_timeout, self._ready),
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=MAX_RETRY_DELAY),
-            clock=reactor,
-        )
-
-    def _ready(self, protocol):
-        if protocol.transport is None or not protocol.connected:
-            return
-        self.protocol = protocol
-        protocol.whenDisconnected().addCallback(self._lost)
-        if self._lost_once:
-            self.log.info("Redis {link} connection is back ({address})",
-                          link=self.name, address=self.address)
-        self.on_connect(protocol)
-
-    def _lost(self, protocol):
-        if self.protocol is protocol:
-            self.protocol = None
-            self._lost_once = True
-            self.log.warn("Redis {link} connection lost ({address}); reconnecting",
-                          link=self.name, address=self.address)
-
-    def call(self, *args, **kwargs):
-        """
-        Send a command; a Deferred of its reply.  Fails with
-        L{wire.ProtocolError} C{unavailable} when there is no connection.
-        """
-        return self._send("execute_command", *args, **kwargs)
-
-    def eval(self, script, keys, args):
-        """
-        Run a Lua script; as L{call}.
-        """
-        return self._send("eval", script, keys, args)
-
-    def _send(self, method, *args, **kwargs):
-        protocol = self.protocol
-        if protocol is None:
-            return defer.fail(_unavailable())
-        return defer.maybeDeferred(getattr(protocol, method), *args, **kwargs)
-
-
-def _unavailable():
-    return wire.ProtocolError(
-        wire.UNAVAILABLE, "the server cannot reach the room's store; try again"
-    )
-
-
-# The Lua scripts.  KEYS[1] is the seq counter and KEYS[2] the stream in
-# every one that may publish, ARGV[1] the stream's MAXLEN.  A publishing
-# script refuses to run if the counter is missing (Redis lost its data):
-# the node then seeds it again above what it has delivered.
-
-_PUBLISH_PRELUDE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOSEQ the seq counter is missing')
-end
-local function publish(head)
-  local seq = redis.call('INCR', KEYS[1])
-  local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1],
-                            seq .. '-0', 'f', head .. seq .. '}')
-  if type(added) == 'table' and added.err then
-    redis.call('DECR', KEYS[1])
-    error(added.err)
-  end
-  return seq
-end
-local function join_head(name)
-  return '{"type":"join","name":"' .. name .. '","seq":'
-end
-"""
-
-# KEYS[3] the nodes' positions.  ARGV[2]: the frame's payload up to and
-# including '"seq":'; ARGV[3] how far the slowest node may be behind;
-# ARGV[4] after how many seconds a position no longer counts.
-PUBLISH = _PUBLISH_PRELUDE + """
-local now = tonumber(redis.call('TIME')[1])
-local head = tonumber(redis.call('GET', KEYS[1]))
-for _, position in ipairs(redis.call('HVALS', KEYS[3])) do
-  local seq, at = string.match(position, '^(%d+) (%d+)$')
-  if seq and now - tonumber(at) <= tonumber(ARGV[4])
-     and head - tonumber(seq) > tonumber(ARGV[3]) then
-    return redis.error_reply('BEHIND a node is far behind the stream')
-  end
-end
-return publish(ARGV[2])
-"""
-
-# KEYS[1] the nodes' positions.  ARGV[1] node, ARGV[2] its last seq.
-POSITION = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. redis.call('TIME')[1])
-"""
-
-# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] name in
-# lower case, ARGV[4] names entry, ARGV[5] name, ARGV[6] session TTL.
-JOIN = _PUBLISH_PRELUDE + """
-if redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[4]) == 0 then return -1 end
-redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
-if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
-  return publish(join_head(ARGV[5]))
-end
-return 0
-"""
-
-# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] owner
-# ("node token"), ARGV[4] the leave event's members after its name.
-LEAVE = _PUBLISH_PRELUDE + """
-local name = redis.call('GET', KEYS[4])
-if not name then return 0 end
-local lower = string.lower(name)
-if redis.call('HGET', KEYS[3], lower) ~= ARGV[3] .. ' ' .. name then return 0 end
-local announce = redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2])
-redis.call('HDEL', KEYS[3], lower)
-if announce then
-  return publish('{"type":"leave","name":"' .. name .. '",' .. ARGV[4] .. ',"seq":')
-end
-return 0
-"""
-
-# KEYS[3] names, KEYS[4] session.  ARGV[2] owner, ARGV[3] new name,
-# ARGV[4] session TTL.  -1: taken; -2: not this node's any more.
-RENAME = _PUBLISH_PRELUDE + """
-local old = redis.call('GET', KEYS[4])
-if not old then return -2 end
-local oldlower = string.lower(old)
-if redis.call('HGET', KEYS[3], oldlower) ~= ARGV[2] .. ' ' .. old then return -2 end
-local newlower = string.lower(ARGV[3])
-if newlower ~= oldlower and redis.call('HEXISTS', KEYS[3], newlower) == 1 then
-  return -1
-end
-redis.call('HDEL', KEYS[3], oldlower)
-redis.call('HSET', KEYS[3], newlower, ARGV[2] .. ' ' .. ARGV[3])
-redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
-return publish('{"type":"nick","old":"' .. old .. '","new":"' .. ARGV[3] .. '","seq":')
-"""
-
-# KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] node,
-# ARGV[4] token, ARGV[5] a guest name, ARGV[6] session TTL.
-# {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
-RESUME = _PUBLISH_PRELUDE + """
-local name = redis.call('GET', KEYS[4])
-if not name then return {0} end
-local lower = string.lower(name)
-local entry = redis.call('HGET', KEYS[3], lower)
-if entry then
-  local _, token = string.match(entry, '^(%S+) (%S+) ')
-  if token == ARGV[4] then
-    redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
-    return {1, name}
-  end
-  name = ARGV[5]
-  lower = string.lower(name)
-end
-redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
-redis.call('SET', KEYS[4], name, 'EX', ARGV[6])
-if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
-  publish(join_head(name))
-end
-return {2, name}
-"""
-
-# KEYS[3] names, KEYS[4] the set of nodes, KEYS[5] positions.  ARGV[2] presence limit,
-# ARGV[3] this node, ARGV[4] the liveness key prefix, ARGV[5] how long a
-# reaped mark stays.  Every node whose liveness key has expired is removed
-# (SREM makes that happen once), and its users leave with reason timeout.
-REAP = _PUBLISH_PRELUDE + """
-local left = 0
-for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  if node ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. node) == 0 then
-    redis.call('SREM', KEYS[4], node)
-    redis.call('HDEL', KEYS[5], node)
-    redis.call('SET', ARGV[4] .. node .. ':reaped', '1', 'EX', ARGV[5])
-    local all = redis.call('HGETALL', KEYS[3])
-    local size = #all / 2
-    for i = 1, #all, 2 do
-      local owner, _, name = string.match(all[i + 1], '^(%S+) (%S+) (%S+)$')
-      if owner == node then
-        redis.call('HDEL', KEYS[3], all[i])
-        if size <= tonumber(ARGV[2]) then
-          publish('{"type":"leave","name":"' .. name .. '","reason":"timeout","seq":')
-        end
-        size = size - 1
-        left = left + 1
-      end
-    end
-  end
-end
-return left
-"""
-
-# KEYS[1] the set of nodes, KEYS[2] this node's liveness key, KEYS[3]
-# names.  ARGV[1] node, ARGV[2] milliseconds to live.
-# {1 if the node was not registered, 1 if it had been reaped, room size}.
-REFRESH = """
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-local new = redis.call('SADD', KEYS[1], ARGV[1])
-local reaped = redis.call('DEL', KEYS[2] .. ':reaped')
-return {new, reaped, redis.call('HLEN', KEYS[3])}
-"""
-
-# KEYS[3] names.  ARGV[2] presence limit, ARGV[3] "1" to announce joins,
-# ARGV[4] session key prefix, ARGV[5] session TTL, then for each member:
-# name in lower case, entry, name, token.  Returns the names now held by
-# someone else.
-RESTORE = _PUBLISH_PRELUDE + """
-local lost = {}
-for i = 6, #ARGV, 4 do
-  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('SET', ARGV[4] .. ARGV[i + 3], ARGV[i + 2], 'EX', ARGV[5])
-    if ARGV[3] == '1' and redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
-      publish(join_head(ARGV[i + 2]))
-    end
-  elseif redis.call('HGET', KEYS[3], ARGV[i]) ~= ARGV[i + 1] then
-    table.insert(lost, ARGV[i + 2])
-  end
-end
-return lost
-"""
-
-# KEYS[1] seq.  ARGV[1] the highest seq this node has delivered.  Creates
-# the counter, or raises it to ARGV[1]; 1 if it had to.
-SEED = """
-local current = redis.call('GET', KEYS[1])
-if not current or tonumber(current) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return current and 1 or 2
-end
-return 0
-"""
-
-# KEYS[1] seq, KEYS[2] stream.  ARGV[1] how many entries.  The counter and
-# the newest entries, newest first, read at one instant.
-LOAD = """
-return {redis.call('GET', KEYS[1]),
-        redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])}
-"""
 
 
 def _entry_seq(entry_id):
@@ -562,7 +196,7 @@ class ClusterHub(ChatHub):
         if "NOSEQ" in error:
             # Redis lost its data while we were connected.
             self._seed().addErrback(self._refresh_failed)
-        return defer.fail(_unavailable())
+        return defer.fail(unavailable())
 
     def _setup_failed(self, failure, protocol):
         self.log.failure("setting up the Redis connection failed", failure)
@@ -826,7 +460,7 @@ class ClusterHub(ChatHub):
         if result == -1:
             raise wire.ProtocolError(wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
         if result == -2 or client not in self:
-            raise _unavailable()
+            raise unavailable()
         self._set_name(client, new_name)
 
     def names(self):

@@ -1,0 +1,12 @@
+-- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] owner
+-- ("node token"), ARGV[4] the leave event's members after its name.
+local name = redis.call('GET', KEYS[4])
+if not name then return 0 end
+local lower = string.lower(name)
+if redis.call('HGET', KEYS[3], lower) ~= ARGV[3] .. ' ' .. name then return 0 end
+local announce = redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2])
+redis.call('HDEL', KEYS[3], lower)
+if announce then
+  return publish('{"type":"leave","name":"' .. name .. '",' .. ARGV[4] .. ',"seq":')
+end
+return 0

@@ -1,0 +1,27 @@
+-- KEYS[3] names, KEYS[4] the set of nodes, KEYS[5] positions.  ARGV[2]
+-- presence limit, ARGV[3] this node, ARGV[4] the liveness key prefix,
+-- ARGV[5] how long a reaped mark stays.  Every node whose liveness key has
+-- expired is removed (SREM makes that happen once), and its users leave
+-- with reason timeout.
+local left = 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if node ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. node) == 0 then
+    redis.call('SREM', KEYS[4], node)
+    redis.call('HDEL', KEYS[5], node)
+    redis.call('SET', ARGV[4] .. node .. ':reaped', '1', 'EX', ARGV[5])
+    local all = redis.call('HGETALL', KEYS[3])
+    local size = #all / 2
+    for i = 1, #all, 2 do
+      local owner, _, name = string.match(all[i + 1], '^(%S+) (%S+) (%S+)$')
+      if owner == node then
+        redis.call('HDEL', KEYS[3], all[i])
+        if size <= tonumber(ARGV[2]) then
+          publish('{"type":"leave","name":"' .. name .. '","reason":"timeout","seq":')
+        end
+        size = size - 1
+        left = left + 1
+      end
+    end
+  end
+end
+return left

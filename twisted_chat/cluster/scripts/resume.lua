@@ -1,0 +1,22 @@
+-- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] node,
+-- ARGV[4] token, ARGV[5] a guest name, ARGV[6] session TTL.
+-- {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
+local name = redis.call('GET', KEYS[4])
+if not name then return {0} end
+local lower = string.lower(name)
+local entry = redis.call('HGET', KEYS[3], lower)
+if entry then
+  local _, token = string.match(entry, '^(%S+) (%S+) ')
+  if token == ARGV[4] then
+    redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+    return {1, name}
+  end
+  name = ARGV[5]
+  lower = string.lower(name)
+end
+redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+redis.call('SET', KEYS[4], name, 'EX', ARGV[6])
+if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
+  publish(join_head(name))
+end
+return {2, name}
