@@ -176,10 +176,10 @@ class TwoNodesTests(ClusterMixin, TestCase):
         watcher = yield self.raw_client(self.b.port)
         yield poll(lambda: any(m.get("new") == "ann" for m in watcher.messages))
         yield self.b.hub.commands.call("DEL", "twisted-chat:node:" + self.a.hub.node)
-        yield self.b.hub._refresh()
+        yield self.b.hub.liveness.refresh()
         yield poll(lambda: [(m["name"], m["reason"]) for m in events(watcher, ("leave",))]
                    == [("ann", "timeout")])
-        yield self.a.hub._refresh()
+        yield self.a.hub.liveness.refresh()
         yield poll(lambda: any(m.get("name") == "ann" for m in events(watcher, ("join",))))
         send(watcher, type="who")
         who = yield watcher.wait_for_type("who")
@@ -495,7 +495,7 @@ class StreamReadingTests(TestCase):
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.hub._deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.hub.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
         return wire.frame(payload)
 
     def test_delivered_in_order(self):
@@ -507,7 +507,7 @@ class StreamReadingTests(TestCase):
     def test_old_entry_is_not_delivered_again(self):
         self.entry(1)
         self.entry(2)
-        self.hub._deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
+        self.hub.reader.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
         self.assertEqual(len(self.member.frames), 2)
         self.assertEqual(self.hub.seq, 2)
 
@@ -565,7 +565,7 @@ class RemoteResumeTests(TestCase):
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.hub._deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.hub.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
 
     def test_events_while_redis_answers(self):
         """

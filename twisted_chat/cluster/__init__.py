@@ -12,14 +12,17 @@ docs/cluster.rst describes them and the failure modes.
 
 The Redis client is txredisapi, a Twisted-native one, on connections that
 L{ClientService} keeps up (docs/cluster.rst says why).
+
+The parts: C{link.py} (the Redis address and connections), C{reader.py}
+(the stream reader), C{liveness.py} (refresh, reap and restore of nodes),
+C{hub.py} (L{ClusterHub}: the room operations), C{lua.py} and
+C{scripts/*.lua} (the Lua scripts, package data).
 """
 
 from twisted_chat.cluster.hub import (
     BEHIND_FRACTION,
     BEHIND_RETRY_AFTER,
-    BLOCK_MS,
     GUEST_TAG_LENGTH,
-    READ_COUNT,
     SESSION_TTL,
     STALE_POSITION,
     ClusterHub,
@@ -30,6 +33,7 @@ from twisted_chat.cluster.link import (
     RedisAddress,
     RedisLink,
 )
+from twisted_chat.cluster.liveness import NodeLiveness
 from twisted_chat.cluster.lua import (
     JOIN,
     LEAVE,
@@ -43,11 +47,14 @@ from twisted_chat.cluster.lua import (
     RESUME,
     SEED,
 )
+from twisted_chat.cluster.reader import BLOCK_MS, READ_COUNT, StreamReader
 
 __all__ = [
     "ClusterHub",
+    "NodeLiveness",
     "RedisAddress",
     "RedisLink",
+    "StreamReader",
     "BEHIND_FRACTION",
     "BEHIND_RETRY_AFTER",
     "BLOCK_MS",

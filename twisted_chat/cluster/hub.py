@@ -1,36 +1,26 @@
 # -*- test-case-name: tests.test_cluster -*-
 """
-Several chat nodes, one room: the room's state lives in Redis.
-
-With C{--redis URL} the server's hub is a L{ClusterHub}.  Every broadcast
-event is appended once to a Redis Stream by a Lua script that also takes
-the next C{seq} from a counter, so the sequence is global and gap-free; the
-stream entry's id is C{<seq>-0}.  Every node reads the stream (C{XREAD
-BLOCK} from the last id it delivered) and sends each event's frame, framed
-once, to its own clients.  Names, sessions and node liveness are Redis keys;
-docs/cluster.rst describes them and the failure modes.
-
-The Redis client is txredisapi, a Twisted-native one, on connections that
-L{ClientService} keeps up (docs/cluster.rst says why).
+The room operations of a cluster node: L{ClusterHub}, a L{ChatHub} whose
+names, seq counter and events are in Redis.  Its Redis connections are in
+L{twisted_chat.cluster.link}, reading the stream in
+L{twisted_chat.cluster.reader}, node liveness in
+L{twisted_chat.cluster.liveness}, and the Lua scripts in C{scripts/}.
 """
 
 import secrets
 import string
 
 from twisted.application.service import MultiService
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from twisted_chat import settings, wire
-from twisted_chat.cluster.link import REPLY_TIMEOUT, RedisLink, unavailable
-from twisted_chat.cluster.lua import (
-    JOIN, LEAVE, LOAD, POSITION, PUBLISH, REAP, REFRESH, RENAME, RESTORE, RESUME, SEED)
+from twisted_chat.cluster.link import RedisLink, unavailable
+from twisted_chat.cluster.liveness import NodeLiveness
+from twisted_chat.cluster.lua import JOIN, LEAVE, LOAD, POSITION, PUBLISH, RENAME, RESUME, SEED
+from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq
 from twisted_chat.hub import ChatHub, _send_replay
 
-#: How long one XREAD waits for new entries, in milliseconds.
-BLOCK_MS = 2000
-#: Most stream entries read at once.
-READ_COUNT = 1000
 #: Seconds a session stays resumable in Redis after its last change (the
 #: replay backlog usually ends it sooner).
 SESSION_TTL = 24 * 3600
@@ -44,27 +34,6 @@ BEHIND_FRACTION = 0.75
 STALE_POSITION = 2.0
 #: How long a client refused that way is told to wait.
 BEHIND_RETRY_AFTER = 0.05
-
-
-def _entry_seq(entry_id):
-    """
-    The seq of a stream entry, from its id C{<seq>-0}; L{None} for an id of
-    any other form.
-    """
-    seq, _, sub = entry_id.partition(b"-")
-    if sub != b"0" or not seq.isdigit():
-        return None
-    return int(seq)
-
-
-def _payload(fields):
-    """
-    The frame payload in a stream entry's field list.
-    """
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == b"f":
-            return fields[i + 1]
-    return None
 
 
 def _is_presence(payload):
@@ -85,9 +54,14 @@ class ClusterHub(ChatHub):
     @ivar ready: whether the node has loaded the room from Redis once; the
         server admits no client before.
     @ivar node: this node's id in Redis.
+    @ivar keys: the Redis keys, by role (docs/cluster.rst lists them).
+    @ivar commands: the L{RedisLink} for commands and scripts.
+    @ivar reader: the L{StreamReader} of the room's events.
+    @ivar liveness: the L{NodeLiveness} that keeps this node in the room.
     """
 
     log = Logger()
+    session_ttl = SESSION_TTL
 
     def __init__(
         self,
@@ -114,13 +88,12 @@ class ClusterHub(ChatHub):
         self.node = secrets.token_hex(6)
         self.ready = False
         self.room_count = 0
-        self.last_id = b"0-0"
         self._guest_tag = "".join(
             secrets.choice(string.ascii_lowercase) for _ in range(GUEST_TAG_LENGTH)
         )
         # Presence changes made while Redis was away, oldest first.
         self._outbox = []
-        self._keys = {
+        self.keys = {
             "seq": prefix + "seq",
             "stream": prefix + "events",
             "names": prefix + "names",
@@ -130,13 +103,8 @@ class ClusterHub(ChatHub):
             "positions": prefix + "positions",
         }
         self.commands = RedisLink(reactor, redis, "command", self._commands_up)
-        self.reader = RedisLink(
-            reactor, redis, "reader", self._reader_up,
-            reply_timeout=BLOCK_MS / 1000.0 + REPLY_TIMEOUT,
-        )
-        self._reading = None
-        self._refresher = task.LoopingCall(self._refresh)
-        self._refresher.clock = reactor
+        self.reader = StreamReader(reactor, redis, self.keys["stream"], self)
+        self.liveness = NodeLiveness(self, reactor)
         self._whenReady = []
 
     # Life cycle.
@@ -148,6 +116,9 @@ class ClusterHub(ChatHub):
         return _ClusterService(self)
 
     def when_ready(self):
+        """
+        A Deferred that fires once the node has loaded the room from Redis.
+        """
         if self.ready:
             return defer.succeed(None)
         d = defer.Deferred()
@@ -162,9 +133,9 @@ class ClusterHub(ChatHub):
         d = self._seed()
         if not self.ready:
             d.addCallback(lambda _: self.commands.eval(
-                LOAD, [self._keys["seq"], self._keys["stream"]], [self._maxlen]))
+                LOAD, [self.keys["seq"], self.keys["stream"]], [self.maxlen]))
             d.addCallback(self._loaded)
-        d.addCallback(lambda _: self._refresh())
+        d.addCallback(lambda _: self.liveness.refresh())
         d.addErrback(self._setup_failed, protocol)
 
     def _seeded(self, seeded):
@@ -178,7 +149,7 @@ class ClusterHub(ChatHub):
         Make sure the counter exists and is at least what this node has
         delivered.
         """
-        return self.commands.eval(SEED, [self._keys["seq"]], [self.seq]).addCallback(
+        return self.commands.eval(SEED, [self.keys["seq"]], [self.seq]).addCallback(
             self._seeded)
 
     def _as_unavailable(self, failure):
@@ -195,7 +166,7 @@ class ClusterHub(ChatHub):
         self.log.warn("Redis command failed: {error}", error=error)
         if "NOSEQ" in error:
             # Redis lost its data while we were connected.
-            self._seed().addErrback(self._refresh_failed)
+            self._seed().addErrback(self.liveness.failed)
         return defer.fail(unavailable())
 
     def _setup_failed(self, failure, protocol):
@@ -210,147 +181,45 @@ class ClusterHub(ChatHub):
         # seq is a backlog.
         kept = []
         for entry_id, fields in entries or []:
-            payload = _payload(fields)
-            if _entry_seq(entry_id) != self.seq - len(kept) or payload is None:
+            payload = entry_payload(fields)
+            if entry_seq(entry_id) != self.seq - len(kept) or payload is None:
                 break
             kept.append(wire.frame(payload))
         self.clear_backlog(reversed(kept))
-        self.last_id = b"%d-0" % (self.seq,)
         self.ready = True
         self.log.info(
             "node {node} joined the room on Redis {address} at seq {seq}",
             node=self.node, address=self.address, seq=self.seq)
-        self._refresher.start(self.node_timeout / 3.0, now=False)
-        self.reader.service.startService()
+        self.liveness.start()
+        self.reader.start(self.seq)
         waiting, self._whenReady = self._whenReady, []
         for d in waiting:
             d.callback(None)
-
-    def _refresh(self):
-        """
-        Keep this node's liveness key alive, take out the users of nodes
-        whose key has expired, and learn the room's size.
-        """
-        keys = self._keys
-        d = self.commands.eval(
-            REFRESH,
-            [keys["nodes"], keys["node"] + self.node, keys["names"]],
-            [self.node, int(self.node_timeout * 1000)],
-        )
-        d.addCallback(self._refreshed)
-        d.addCallback(lambda _: self.commands.eval(
-            REAP, self._publish_keys(keys["nodes"], keys["positions"]),
-            [self._maxlen, self.presence_limit, self.node, keys["node"], SESSION_TTL]))
-        d.addCallback(self._reaped)
-        d.addErrback(self._refresh_failed)
-        return d
-
-    def _refreshed(self, result):
-        new, reaped, size = result
-        self.room_count = size
-        # Joins and leaves made while Redis was away go first, in order, so
-        # that a join is announced before its user would be put back
-        # silently below.
-        if self._outbox:
-            outbox, self._outbox = self._outbox, []
-            for script, keys, args in outbox:
-                self._presence_op(script, keys, args)
-        if new and self._members:
-            # Redis lost us (it restarted empty, or we were silent so long
-            # that the others took our users out): put them back, telling
-            # the room only if it was told they left.
-            self._restore(announce=bool(reaped))
-
-    def _reaped(self, left):
-        if left:
-            self.log.info("took {count} users of expired nodes out of the room", count=left)
-
-    def _refresh_failed(self, failure):
-        if not failure.check(wire.ProtocolError):
-            self.log.warn("Redis refresh failed: {error}", error=failure.getErrorMessage())
-
-    def _restore(self, announce):
-        args = [self._maxlen, self.presence_limit, "1" if announce else "0",
-                self._keys["session"], SESSION_TTL]
-        for client in self._members.values():
-            args += [client.name.lower(), self._entry(client), client.name, client.session]
-        d = self.commands.eval(RESTORE, self._publish_keys(), args)
-        d.addCallback(self._restored)
-        d.addErrback(self._refresh_failed)
-
-    def _restored(self, lost):
-        for name in lost or []:
-            client = self._members.get(name.decode().lower())
-            if client is not None:
-                self.log.warn(
-                    "{name} ({peer}) lost its name to another node while Redis "
-                    "was away; dropping it", name=client.name,
-                    peer=getattr(client, "peer", "?"))
-                client.abort(wire.REASON_ERROR)
 
     def stop(self):
         """
         Stop reading and refreshing; the liveness key expires by itself, so
         that users who resume on another node keep their names.
         """
-        if self._refresher.running:
-            self._refresher.stop()
-        if self._reading is not None:
-            self._reading.cancel()
-        return self.reader.service.stopService()
+        self.liveness.stop()
+        return self.reader.stop()
 
-    # Reading the stream.
+    # What the stream reader hands over.
 
-    def _reader_up(self, protocol):
-        self._read(protocol)
-
-    def _read(self, protocol):
-        if self.reader.protocol is not protocol:
-            return
-        d = self.reader.call(
-            "XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS,
-            "STREAMS", self._keys["stream"], self.last_id,
-        )
-        self._reading = d
-        d.addCallback(self._got_entries)
-        d.addCallback(lambda _: self._read(protocol))
-        d.addErrback(self._read_failed, protocol)
-
-    def _read_failed(self, failure, protocol):
-        self._reading = None
-        if failure.check(defer.CancelledError):
-            return
-        if failure.check(wire.ProtocolError) or self.reader.protocol is not protocol:
-            return  # the connection is gone; a new one reads on
-        self.log.warn("reading the event stream failed: {error}",
-                      error=failure.getErrorMessage())
-        if protocol.transport is not None:
-            protocol.transport.abortConnection()
-
-    def _got_entries(self, reply):
-        self._reading = None
-        if not reply:
-            return
-        with self.batch():
-            for _stream, entries in reply:
-                for entry_id, fields in entries:
-                    self._deliver_entry(entry_id, fields)
-        self._tell_position()
-
-    def _tell_position(self):
+    def events_read(self):
         """
         Say in Redis how far this node has read, for L{PUBLISH}'s flow
         control.
         """
-        d = self.commands.eval(POSITION, [self._keys["positions"]], [self.node, self.seq])
+        d = self.commands.eval(POSITION, [self.keys["positions"]], [self.node, self.seq])
         d.addErrback(lambda failure: None)  # the next read says it again
 
-    def _deliver_entry(self, entry_id, fields):
-        self.last_id = entry_id
-        seq = _entry_seq(entry_id)
-        payload = _payload(fields)
-        if seq is None or payload is None:
-            return
+    def deliver_event(self, seq, payload):
+        """
+        Deliver the event C{seq} read from the stream to this node's
+        members, unless it came before: events arrive in order, and a hole
+        makes every member lag.
+        """
         if seq <= self.seq:
             self.log.error(
                 "event {seq} arrived after {last}: Redis lost events and was "
@@ -380,26 +249,57 @@ class ClusterHub(ChatHub):
         return max(self.room_count, len(self._members))
 
     @property
-    def _maxlen(self):
+    def maxlen(self):
+        """
+        The stream's MAXLEN: about as many events as the backlog holds.
+        """
         return self.backlog_size or 1
 
-    def _publish_keys(self, *more):
-        keys = self._keys
+    def publish_keys(self, *more):
+        """
+        The first KEYS of a script that publishes (seq, stream, names),
+        then C{more}.
+        """
+        keys = self.keys
         return [keys["seq"], keys["stream"], keys["names"]] + list(more)
 
     def _session_keys(self, client, token=None):
-        return self._publish_keys(self._keys["session"] + (token or client.session))
+        return self.publish_keys(self.keys["session"] + (token or client.session))
 
     def _owner(self, client):
         return "%s %s" % (self.node, client.session)
 
-    def _entry(self, client):
+    def entry(self, client):
+        """
+        C{client}'s entry in Redis's names: C{"<node> <token> <name>"}.
+        """
         return "%s %s" % (self._owner(client), client.name)
+
+    def members(self):
+        """
+        This node's members.
+        """
+        return list(self._members.values())
+
+    def member(self, name):
+        """
+        This node's member called C{name} (in any case), or L{None}.
+        """
+        return self._members.get(name.lower())
 
     def new_guest_name(self):
         # The tag keeps guest names of different nodes apart.
         self._guests += 1
         return "%s%s%d" % (wire.GUEST_PREFIX, self._guest_tag, self._guests)
+
+    def send_waiting_presence(self):
+        """
+        Record the joins and leaves made while Redis was away, in order.
+        """
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            for script, keys, args in outbox:
+                self._presence_op(script, keys, args)
 
     def _presence_op(self, script, keys, args):
         """
@@ -423,8 +323,8 @@ class ClusterHub(ChatHub):
         # The script registers the name and decides on presence.
         self._presence_op(
             JOIN, self._session_keys(client),
-            [self._maxlen, self.presence_limit, client.name.lower(),
-             self._entry(client), client.name, SESSION_TTL])
+            [self.maxlen, self.presence_limit, client.name.lower(),
+             self.entry(client), client.name, SESSION_TTL])
 
     def _announce_leave(self, client, reason, message, was_small):
         # The script frees the name, if still this node's, and decides on
@@ -434,7 +334,7 @@ class ClusterHub(ChatHub):
             tail["message"] = message
         self._presence_op(
             LEAVE, self._session_keys(client),
-            [self._maxlen, self.presence_limit, self._owner(client),
+            [self.maxlen, self.presence_limit, self._owner(client),
              wire.encode(tail)[1:-1]])
 
     def message(self, client, text):
@@ -444,15 +344,15 @@ class ClusterHub(ChatHub):
         )[:-1] + b',"seq":'
         d = self.commands.eval(
             PUBLISH,
-            [self._keys["seq"], self._keys["stream"], self._keys["positions"]],
-            [self._maxlen, head, int(self._maxlen * BEHIND_FRACTION), STALE_POSITION])
+            [self.keys["seq"], self.keys["stream"], self.keys["positions"]],
+            [self.maxlen, head, int(self.maxlen * BEHIND_FRACTION), STALE_POSITION])
         return d.addErrback(self._as_unavailable)
 
     def rename(self, client, new_name):
         self._check_free(client, new_name)
         d = self.commands.eval(
             RENAME, self._session_keys(client),
-            [self._maxlen, self._owner(client), new_name, SESSION_TTL])
+            [self.maxlen, self._owner(client), new_name, SESSION_TTL])
         d.addCallback(self._renamed, client, new_name)
         return d.addErrback(self._as_unavailable)
 
@@ -464,7 +364,7 @@ class ClusterHub(ChatHub):
         self._set_name(client, new_name)
 
     def names(self):
-        d = self.commands.call("HVALS", self._keys["names"])
+        d = self.commands.call("HVALS", self.keys["names"])
         d.addCallback(lambda entries: sorted(
             entry.decode().split(" ", 2)[2] for entry in entries))
         return d.addErrback(self._as_unavailable)
@@ -480,7 +380,7 @@ class ClusterHub(ChatHub):
         guest = client.name
         d = self.commands.eval(
             RESUME, self._session_keys(client, token),
-            [self._maxlen, self.presence_limit, self.node, token, guest, SESSION_TTL])
+            [self.maxlen, self.presence_limit, self.node, token, guest, SESSION_TTL])
         d.addErrback(self._as_unavailable)
         d.addCallback(self._resume_answered, client, token, frames, self.seq)
         return d
