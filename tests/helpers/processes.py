@@ -50,6 +50,18 @@ def temp_dir(case, prefix="twisted-chat-test-"):
     return path
 
 
+def temp_file(case, text, name="users", prefix="twisted-chat-auth-"):
+    """
+    A file C{name} holding C{text}, in a L{temp_dir} of its own.
+
+    @return: its absolute path.
+    """
+    path = os.path.join(temp_dir(case, prefix), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def exit_status(reason):
     """
     (exit code, signal) of a child's end reason.

@@ -1,6 +1,6 @@
 """
 TLS: the server on a Twisted TLS endpoint, the stdio client with --tls,
-against a throwaway CA (tests/certs.py).
+against a throwaway CA (tests/helpers/certs.py).
 """
 
 import os

@@ -1,30 +1,27 @@
 """
-Tests for L{twisted_chat.tap} and the twistd plugin.
+Tests for L{twisted_chat.tap} and the twistd plugin (twistd run as a child
+process: tests/system/test_tap.py).
 """
 
 import io
-import json
 import subprocess
 import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat import tap, wire
 from twisted_chat.settings import LimitsError, ServerSettings, frame_limits, text_for_frame
 from tests.helpers.memory import parse_frames
 from tests.helpers.processes import child_env
-from tests.helpers.loopback import LoopbackMixin
-from tests.helpers.processes import TWISTD, exit_status
 
 DEFAULTS = {
     "port": "tcp:56562:backlog=4096",
@@ -537,43 +534,6 @@ class UsageErrorTests(SynchronousTestCase):
         self.assertEqual(err.getvalue(), "")
 
 
-class TwistdUsageErrorTests(LoopbackMixin, TestCase):
-    """
-    A bad command line, in a real twistd.
-    """
-
-    timeout = 30
-
-    @defer.inlineCallbacks
-    def test_one_line_exit_2(self):
-        """
-        C{twistd -n chat --max-frame 12} prints one line on stderr, nothing
-        on stdout, and exits with status 2.
-        """
-        child = self.spawn(TWISTD + ["-n", "--pidfile=", "chat", "--max-frame", "12"])
-        reason = yield child.ended
-        self.assertEqual(exit_status(reason), (tap.USAGE_ERROR_STATUS, None))
-        self.assertEqual(bytes(child.out), b"")
-        self.assertEqual(
-            bytes(child.err).splitlines(),
-            [
-                b"twistd chat: --max-frame must be between 1024 and 16777216 "
-                b"(see twistd chat --help)"
-            ],
-        )
-
-    @defer.inlineCallbacks
-    def test_help(self):
-        """
-        C{twistd chat --help} prints our help and exits 0.
-        """
-        child = self.spawn(TWISTD + ["chat", "--help"])
-        reason = yield child.ended
-        self.assertEqual(exit_status(reason), (0, None))
-        self.assertIn(b"--max-frame=", bytes(child.out))
-        self.assertIn(b"Run a twisted-chat server.", bytes(child.out))
-
-
 class FailingReactor(MemoryReactorClock):
     """
     A reactor whose ports are all taken.
@@ -698,41 +658,6 @@ class PluginTests(SynchronousTestCase):
             [sys.executable, "-c", code], env=child_env(), timeout=60
         )
         self.assertEqual(output.split(), [b"False", b"False"])
-
-
-class JSONLogTests(LoopbackMixin, TestCase):
-    """
-    C{twistd --logger twisted_chat.logs.json}: one JSON object a line.
-    """
-
-    timeout = 30
-
-    @defer.inlineCallbacks
-    def test_json_lines(self):
-        """
-        --logger twisted_chat.logs.json writes JSON lines naming each peer.
-        """
-        server = self.spawn(
-            TWISTD + ["-n", "--pidfile=", "--logger", "twisted_chat.logs.json", "chat",
-                      "--port", "tcp:0:interface=127.0.0.1"])
-        match = yield server.wait_for(rb'"port": (\d+)|starting on (\d+)')
-        port = int(match.group(1) or match.group(2))
-        client = self.spawn_client(port, "--name", "alice")
-        client.transport.write(b"hi\n")
-        client.transport.closeStdin()
-        yield client.ended
-        yield server.wait_for(rb"left")
-        events = [json.loads(line) for line in bytes(server.out).decode().splitlines()]
-        about = [e for e in events if e.get("peer")]
-        self.assertTrue(about)
-        formats = [e["log_format"] for e in about]
-        self.assertIn("{name} ({peer}) connected", formats)
-        self.assertIn("{name} ({peer}) left: {reason}", formats)
-        for event in about:
-            self.assertIn("name", event)
-            self.assertRegex(event["peer"], r"^127\.0\.0\.1:\d+$")
-        left = [e for e in about if e["log_format"].endswith("left: {reason}")]
-        self.assertEqual((left[0]["name"], left[0]["reason"]), ("alice", "quit"))
 
 
 class RequireTests(SynchronousTestCase):

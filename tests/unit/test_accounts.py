@@ -1,20 +1,17 @@
 """
-Accounts: hashes, the auth file, twisted_chat.passwd, the server's login,
-and the stdio client logging in over TLS.
+Accounts: hashes, the auth file, twisted_chat.passwd and the server's login
+(the stdio client logging in over TLS: tests/system/test_accounts.py).
 """
 
 import io
 import os
 import stat
 
-from twisted.internet import defer, reactor
-from twisted.internet.endpoints import SSL4ServerEndpoint
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.memory import ServerMixin
-from tests.helpers.processes import temp_dir
-from tests.helpers.loopback import LoopbackMixin
-from tests.helpers.processes import exit_status
+from tests.helpers.processes import temp_dir, temp_file
 from twisted_chat import accounts, passwd, wire
 from twisted_chat.server import ChatServerFactory
 
@@ -22,16 +19,6 @@ try:
     import bcrypt
 except ImportError:  # pragma: no cover
     bcrypt = None
-
-
-def write_file(case, text):
-    """
-    An auth file holding C{text}, removed when C{case} cleans up; its path.
-    """
-    path = os.path.join(temp_dir(case, "twisted-chat-auth-"), "users")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def now(f, *args):
@@ -79,7 +66,7 @@ class AuthFileTests(SynchronousTestCase):
         The auth file skips comments and blanks; names match whatever their case.
         """
         hashed = accounts.hash_password("pw")
-        path = write_file(self, "# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
+        path = temp_file(self, "# users\n\nAlice:%s\nbob:%s\n" % (hashed, hashed))
         auth = accounts.AuthFile(path)
         self.assertIn("alice", auth)
         self.assertIn("BOB", auth)
@@ -97,7 +84,7 @@ class AuthFileTests(SynchronousTestCase):
             ("a:%s\nA:%s\n" % (hashed, hashed), ":2: A is there twice"),
             ("a:nothash\n", ":1: not a scrypt"),
         ]:
-            path = write_file(self, text)
+            path = temp_file(self, text)
             e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, path)
             self.assertIn(error, str(e))
         e = self.assertRaises(accounts.AuthFileError, accounts.AuthFile, "/nonexistent/x")
@@ -107,7 +94,7 @@ class AuthFileTests(SynchronousTestCase):
         """
         The checker logs a name in with its password, in any case, and nothing else.
         """
-        path = write_file(self, "alice:%s\n" % accounts.hash_password("pw"))
+        path = temp_file(self, "alice:%s\n" % accounts.hash_password("pw"))
         portal = accounts.portal(accounts.AuthFile(path), run=now)
         self.assertEqual(self.successResultOf(accounts.login(portal, "ALICE", "pw")), "alice")
         for name, password in [("alice", "wrong"), ("nobody", "pw")]:
@@ -152,7 +139,7 @@ class PasswdTests(SynchronousTestCase):
         status, _, err = self.run_passwd(path, "bad name")
         self.assertEqual(status, 2)
         self.assertFalse(os.path.exists(path))
-        broken = write_file(self, "junk\n")
+        broken = temp_file(self, "junk\n")
         status, _, err = self.run_passwd("--stdin", broken, "alice", stdin="pw\n")
         self.assertEqual(status, 1)
         self.assertIn(":1: not name:hash", err)
@@ -164,7 +151,7 @@ class LoginTests(ServerMixin, SynchronousTestCase):
     """
 
     def setUp(self):
-        path = write_file(self, "alice:%s\nbob:%s\n" % (
+        path = temp_file(self, "alice:%s\nbob:%s\n" % (
             accounts.hash_password("pw-a"), accounts.hash_password("pw-b")))
         self.portal = accounts.portal(accounts.AuthFile(path), run=now)
         super().setUp()
@@ -293,67 +280,3 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         transport.clear()
         self.login(protocol, "alice", "pw-a")
         self.assertEqual(self.received(transport)[0]["code"], wire.UNKNOWN_TYPE)
-
-
-class ClientLoginTests(LoopbackMixin, TestCase):
-    """
-    The stdio client logging in over TLS (a child process).
-    """
-
-    timeout = 30
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        from tests.helpers.certs import ThrowawayCA
-
-        self.ca = ThrowawayCA(directory=temp_dir(self, "twisted-chat-certs-"))
-        path = write_file(self, "alice:%s\n" % (accounts.hash_password("pw-a"),))
-        factory = ChatServerFactory(
-            clock=reactor, portal=accounts.portal(accounts.AuthFile(path)))
-        self.addCleanup(factory.shutdown, "test over", 1.0)
-        port = yield SSL4ServerEndpoint(
-            reactor, 0, self.ca.server_options("localhost"), interface="127.0.0.1"
-        ).listen(factory)
-        self.addCleanup(port.stopListening)
-        self.port = port.getHost().port
-
-    @defer.inlineCallbacks
-    def chat(self, password, *options):
-        os.environ["TWISTED_CHAT_PASSWORD"] = password
-        try:
-            child = self.spawn_client(
-                self.port, "--host", "localhost", "--cafile", self.ca.ca_file(), *options)
-        finally:
-            del os.environ["TWISTED_CHAT_PASSWORD"]
-        child.transport.write(b"hello as alice\n")
-        child.transport.closeStdin()
-        reason = yield child.ended
-        return child, exit_status(reason)
-
-    @defer.inlineCallbacks
-    def test_login(self):
-        """
-        The client with --login logs in and chats under the account's name.
-        """
-        child, status = yield self.chat("pw-a", "--login", "--name", "alice")
-        self.assertEqual(status, (0, None), bytes(child.err))
-        self.assertIn(b"* logged in as alice", child.out)
-        self.assertIn(b"> alice: hello as alice", child.out)
-
-    @defer.inlineCallbacks
-    def test_wrong_password(self):
-        """
-        The client with a wrong password says so in one line and exits 1.
-        """
-        child, status = yield self.chat("nope", "--login", "--name", "alice")
-        self.assertEqual(status, (1, None))
-        self.assertEqual(child.err.decode(), "cannot log in as alice: wrong name or password\n")
-
-    @defer.inlineCallbacks
-    def test_no_login(self):
-        """
-        The client without --login tells how to log in and exits 1.
-        """
-        child, status = yield self.chat("unused")
-        self.assertEqual(status, (1, None))
-        self.assertIn(b"the server wants a login: use --login --name NAME", child.err)
