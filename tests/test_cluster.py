@@ -35,7 +35,14 @@ def assert_gap_free(case, client):
 
 
 class RedisAddressTests(TestCase):
+    """
+    Where Redis is, from --redis.
+    """
+
     def test_url(self):
+        """
+        A redis:// URL gives host, port, database and password.
+        """
         address = RedisAddress("redis://:secret@example.org:6380/3")
         self.assertEqual(
             (address.host, address.port, address.db, address.password),
@@ -43,27 +50,97 @@ class RedisAddressTests(TestCase):
         )
 
     def test_defaults(self):
+        """
+        A redis:// URL without port, database or password means 6379, 0
+        and none.
+        """
         address = RedisAddress("redis://127.0.0.1")
         self.assertEqual((address.port, address.db, address.password), (6379, 0, None))
 
     def test_unix(self):
+        """
+        A unix:// URL gives the socket's path and the database from
+        ?db=.
+        """
         address = RedisAddress("unix:///run/redis.sock?db=2")
         self.assertEqual((address.path, address.db), ("/run/redis.sock", 2))
 
     def test_bad(self):
+        """
+        Another scheme, no host, a database that is not a number or a
+        bad port is a ValueError.
+        """
         for url in ["http://x", "redis://", "redis://h/x", "redis://h:99999"]:
             self.assertRaises(ValueError, RedisAddress, url)
 
     def test_option(self):
+        """
+        --redis takes a URL, and --node-timeout follows --timeout by
+        default.
+        """
         options = Options()
         options.parseOptions(["--redis", "redis://127.0.0.1:6390/1", "--timeout", "12"])
         self.assertEqual(options["redis"].port, 6390)
         self.assertEqual(options["node-timeout"], 12.0)
 
     def test_bad_option_is_one_line(self):
+        """
+        A bad --redis is refused with a one-line message.
+        """
         options = Options()
         e = self.assertRaises(Exception, options.parseOptions, ["--redis", "localhost:6379"])
         self.assertIn("is not a redis:// or unix:// URL", str(e))
+
+
+class LuaScriptTests(TestCase):
+    """
+    The Lua scripts are package data, read once, at import.
+    """
+
+    def test_every_script_loads(self):
+        """
+        Every scripts/*.lua file in the package is read, none is empty or
+        starts with its comment, and each is a script of lua.SCRIPTS (or the
+        prelude of those that publish).
+        """
+        from importlib.resources import files
+
+        from twisted_chat.cluster import lua
+
+        found = {
+            entry.name[:-len(".lua")]
+            for entry in (files("twisted_chat.cluster") / "scripts").iterdir()
+            if entry.name.endswith(".lua")
+        }
+        self.assertEqual(found, set(lua.SCRIPTS) | {"prelude"})
+        for name in sorted(found):
+            text = lua.read(name)
+            self.assertTrue(text.strip(), name)
+            self.assertFalse(text.startswith("--"), name)
+        for name, text in lua.SCRIPTS.items():
+            # The prelude goes before exactly the scripts that call it.
+            own = lua.read(name)
+            calls_prelude = "publish(" in own or "join_head(" in own
+            self.assertEqual(text, lua.PRELUDE + "\n" + own if calls_prelude else own, name)
+
+    def test_read_with_importlib_resources(self):
+        """
+        The loader finds the files with importlib.resources, in the
+        twisted_chat.cluster package.
+        """
+        import importlib.resources
+
+        from twisted_chat.cluster import lua
+
+        asked = []
+
+        def files(package):
+            asked.append(package)
+            return importlib.resources.files(package)
+
+        self.patch(lua, "files", files)
+        self.assertEqual(lua.read("seed"), lua.SEED)
+        self.assertEqual(asked, ["twisted_chat.cluster"])
 
 
 class TwoNodesTests(ClusterMixin, TestCase):
@@ -126,6 +203,9 @@ class TwoNodesTests(ClusterMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_guest_names_differ_between_nodes(self):
+        """
+        Guests on two nodes get different names.
+        """
         first = yield self.raw_client(self.a.port)
         second = yield self.raw_client(self.b.port)
         self.assertNotEqual(first.messages[0]["name"], second.messages[0]["name"])
@@ -189,6 +269,10 @@ class TwoNodesTests(ClusterMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_unknown_session(self):
+        """
+        A resume of a session no node knows fails with resume_failed,
+        and the client joins as a new session.
+        """
         client = yield self.raw_client(
             self.b.port,
             first=wire.encode({"type": "resume", "session": "nope", "last_seq": 0}))
@@ -270,6 +354,11 @@ class FlowControlTests(ClusterMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_slow_node_holds_messages_back(self):
+        """
+        Messages are refused (rate_limited) while a node with a fresh
+        position is far behind, and flow again once that position is
+        stale.
+        """
         redis = yield self.start_redis()
         node = yield self.start_node(redis, backlog=8)
         client = yield self.raw_client(node.port)
@@ -499,12 +588,19 @@ class StreamReadingTests(TestCase):
         return wire.frame(payload)
 
     def test_delivered_in_order(self):
+        """
+        Entries read in order are delivered, counted in seq and kept
+        for replay.
+        """
         frames = [self.entry(seq) for seq in (1, 2, 3)]
         self.assertEqual(self.member.frames, frames)
         self.assertEqual(self.hub.seq, 3)
         self.assertEqual([data for _, data in self.hub.replay(0)], frames)
 
     def test_old_entry_is_not_delivered_again(self):
+        """
+        An entry at or below the node's seq is not delivered again.
+        """
         self.entry(1)
         self.entry(2)
         self.hub.reader.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
