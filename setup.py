@@ -43,7 +43,7 @@ setup(
             "pytest>=7",
             "pytest-twisted>=1.14",
             "hypothesis>=6",
-            # tests/test_bench.py runs the load tool.
+            # tests/system/test_bench.py runs the load tool.
             "hdrhistogram>=0.10",
             "tqdm>=4.60",
             # The cluster's tests run against a real redis-server.

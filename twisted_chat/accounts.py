@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.unit.test_accounts,tests.system.test_accounts -*-
 """
 Accounts for C{--auth-file}: password hashes, the file, and a
 L{twisted.cred} checker and realm.

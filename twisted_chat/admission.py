@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admission -*-
+# -*- test-case-name: tests.unit.test_admission -*-
 """
 Who may come in: the cap on connections, the cap per address, and the
 login attempts each address has left.  No sockets: the server's factory

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hub -*-
+# -*- test-case-name: tests.unit.test_hub -*-
 """
 The chat room: who is in it, what they are called, and the event sequence.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs -*-
 """
 The server's log: observers for C{twistd --logger}, and L{LineBudget}.
 

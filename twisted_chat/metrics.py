@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.unit.test_metrics,tests.system.test_metrics -*-
 """
 What the server counts, and its Prometheus exposition (C{--metrics}).
 

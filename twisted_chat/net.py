@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_net -*-
+# -*- test-case-name: tests.unit.test_net -*-
 """
 What the server, the client and the load tool all need of a TCP
 connection: no Nagle delay, and one way to write an address.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.unit.test_accounts,tests.system.test_accounts -*-
 """
 Add a user to an auth file, or change a password:
 C{python -m twisted_chat.passwd FILE NAME} (also C{twisted-chat-passwd}).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ratelimit -*-
+# -*- test-case-name: tests.unit.test_ratelimit -*-
 """
 Token buckets: the server's flood control and the client's pacing use the
 same arithmetic, so a client that paces itself is never refused.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendq -*-
+# -*- test-case-name: tests.unit.test_sendq -*-
 """
 The frames the server holds for one client because it cannot take them yet.
 
@@ -18,7 +18,7 @@ from zope.interface import implementer
 #: What a transport needs for L{SendQueue} to send on it directly: those of
 #: Twisted's socket transports (L{FileDescriptor}).  Other transports (TLS,
 #: test transports) just get C{write}.  These are private to Twisted:
-#: tests/test_canary.py checks them on a real tcp.Server.
+#: tests/system/test_canary.py checks them on a real tcp.Server.
 _EAGER_ATTRIBUTES = ("dataBuffer", "_tempDataLen", "socket", "connected", "disconnecting")
 
 

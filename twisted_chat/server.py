@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_server -*-
+# -*- test-case-name: tests.unit.test_server -*-
 """
 The chat server's protocol and factory.
 
@@ -291,7 +291,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         bytes of copying: a client trickling 64 KiB frames would cost the
         server a fraction of a second each.  This reads the receiver's
         buffer, C{_unprocessed}, which is private to Twisted but has been
-        stable for many releases; tests/test_canary.py fails loudly if a
+        stable for many releases; tests/system/test_canary.py fails loudly if a
         Twisted release changes it.
         """
         waiting = getattr(self, "_unprocessed", None)

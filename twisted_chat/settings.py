@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.system.test_tap -*-
 """
 The server's settings and every default of its policy, in one place.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.unit.test_wire -*-
 """
 The twisted-chat wire protocol, version 1: constants, frames and validators.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 The twisted-chat load and chaos tool: C{python -m twisted_chat.bench}
 (also installed as C{twisted-chat-bench}), behind the C{bench} extra:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 C{chaos}: start a server (C{twistd -n chat}), reproduce the classic TCP
 failure cases one by one, and report how long each side took to notice.

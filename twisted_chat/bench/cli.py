@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 The command line of C{python -m twisted_chat.bench}: C{load}, C{chaos},
 and the internal C{worker}.

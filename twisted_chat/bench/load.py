@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 C{load}, from the parent's side: it spawns the worker processes
 (L{twisted_chat.bench.worker}), steers them through ramp-up, warm-up and

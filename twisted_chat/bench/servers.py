@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 Chat servers for a run: C{twistd -n chat} as a child process, and what the
 tool and benchmarks/*.py read of it (its port, its resident memory).

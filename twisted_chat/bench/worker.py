@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bench -*-
+# -*- test-case-name: tests.unit.test_bench,tests.system.test_bench -*-
 """
 One worker process of a load run (C{python -m twisted_chat.bench worker},
 spawned by L{twisted_chat.bench.load.LoadRun}): its connections, its

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client -*-
+# -*- test-case-name: tests.unit.test_client -*-
 """
 The stdio chat client: C{python -m twisted_chat.client}, or the
 C{twisted-chat} console script (L{run}).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_stdio -*-
+# -*- test-case-name: tests.system.test_client_stdio -*-
 """
 C{python -m twisted_chat.client}: the stdio chat client.
 """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client,tests.test_client_stdio,tests.test_tls -*-
+# -*- test-case-name: tests.unit.test_client,tests.system.test_client_stdio,tests.system.test_tls -*-
 """
 The client's command line: L{Options} (with what C{--tls} connects with),
 L{main} (a L{react} main) and L{run}, the C{twisted-chat} console script.

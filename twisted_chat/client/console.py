@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client -*-
+# -*- test-case-name: tests.unit.test_client -*-
 """
 The client's console: what the user types and sees.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client,tests.test_tls -*-
+# -*- test-case-name: tests.unit.test_client,tests.system.test_tls -*-
 """
 Why a connection attempt or a TLS handshake failed, in words for the user:
 never the repr of an object.
