@@ -137,6 +137,38 @@ class DuplicateMemberTests(SynchronousTestCase):
             ProtocolError, wire.decode, b'{"type":"x","a":{"b":1,"c":2,"b":3}}')
         self.assertEqual(error.message, "member 'b' appears twice")
 
+    def test_colons_in_strings(self):
+        """
+        Colons in strings neither hide a repeat nor make a frame without
+        one refused.
+        """
+        message = {"type": "message", "text": "at 10:30: lunch", "x": {"a": "b:c"}}
+        self.assertEqual(wire.decode(wire.encode(message)), message)
+        error = self.assertRaises(
+            ProtocolError, wire.decode, b'{"type":"x","text":"a:b","type":"who"}')
+        self.assertEqual(error.message, "member 'type' appears twice")
+
+    @given(
+        members=st.dictionaries(
+            st.text(max_size=5),
+            st.one_of(st.integers(), st.text(max_size=8), st.none()),
+            min_size=1, max_size=6),
+        data=st.data(),
+    )
+    def test_any_repeat_refused(self, members, data):
+        """
+        Whatever the members and their values (colons in them or not), an
+        object that repeats one is refused, and one that does not decodes
+        as it was.
+        """
+        members = dict(members, type="x")
+        pairs = list(members.items())
+        self.assertEqual(wire.decode(wire.encode(members)), members)
+        repeated = data.draw(st.sampled_from(pairs))
+        text = "{%s}" % ",".join(
+            "%s:%s" % (json.dumps(k), json.dumps(v)) for k, v in pairs + [repeated])
+        self.assertRaises(ProtocolError, wire.decode, text.encode("utf-8"))
+
     def test_escaped_spelling(self):
         """
         A member spelled with escapes is the same member.
