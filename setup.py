@@ -31,6 +31,7 @@ setup(
         "twisted_chat.bench",
         "twisted_chat.client",
         "twisted_chat.cluster",
+        "twisted_chat.room",
         "twisted.plugins",
     ],
     # The cluster's Lua scripts, read with importlib.resources.

@@ -103,15 +103,15 @@ class ClusterMixin(LoopbackMixin):
         free loopback port.
 
         @return: a Deferred firing with its factory; C{port} is its port
-            and C{hub} its L{ClusterHub}.
+            and C{room.store} its L{RedisStore}.
         """
         cluster = self.cluster
         settings.setdefault("rate", 0)
-        hub = cluster.ClusterHub(
-            reactor, cluster.RedisAddress(self.redis_url(redis)),
-            backlog=settings.get("backlog", 1024), node_timeout=node_timeout)
-        factory = ChatServerFactory(clock=reactor, hub=hub, **settings)
-        service = hub.service()
+        settings.setdefault("backlog", 1024)
+        store = cluster.RedisStore(
+            reactor, cluster.RedisAddress(self.redis_url(redis)), node_timeout=node_timeout)
+        factory = ChatServerFactory(clock=reactor, store=store, **settings)
+        service = store.service()
         service.startService()
         self.addCleanup(service.stopService)
         self.addCleanup(factory.shutdown, "test over", 1.0)
@@ -119,7 +119,7 @@ class ClusterMixin(LoopbackMixin):
         self.addCleanup(port.stopListening)
         factory.port = port.getHost().port
         if wait:
-            yield hub.when_ready()
+            yield store.when_ready()
         return factory
 
     @defer.inlineCallbacks

@@ -14,6 +14,7 @@ from tests.helpers.processes import exit_status
 from tests.helpers.waiting import poll
 from twisted_chat import wire
 from twisted_chat.cluster import RedisAddress
+from twisted_chat.room import Room
 from twisted_chat.tap import Options
 
 
@@ -255,11 +256,11 @@ class TwoNodesTests(ClusterMixin, TestCase):
         ann = yield self.raw_client(self.a.port, wire.encode({"type": "nick", "name": "ann"}))
         watcher = yield self.raw_client(self.b.port)
         yield poll(lambda: any(m.get("new") == "ann" for m in watcher.messages))
-        yield self.b.hub.commands.call("DEL", "twisted-chat:node:" + self.a.hub.node)
-        yield self.b.hub.liveness.refresh()
+        yield self.b.room.store.commands.call("DEL", "twisted-chat:node:" + self.a.room.store.node)
+        yield self.b.room.store.liveness.refresh()
         yield poll(lambda: [(m["name"], m["reason"]) for m in events(watcher, ("leave",))]
                    == [("ann", "timeout")])
-        yield self.a.hub.liveness.refresh()
+        yield self.a.room.store.liveness.refresh()
         yield poll(lambda: any(m.get("name") == "ann" for m in events(watcher, ("join",))))
         send(watcher, type="who")
         who = yield watcher.wait_for_type("who")
@@ -308,8 +309,8 @@ class PendingTests(ClusterMixin, TestCase):
         for i in range(count):
             send(self.talker, type="message", text="m%d" % (i,))
             yield poll(lambda: len([t for t in texts(self.talker) if t.startswith("m")]) > i)
-        yield poll(lambda: self.b.hub.seq >= after_seq + count)
-        self.assertEqual(len(self.b.hub.backlog), 8)
+        yield poll(lambda: self.b.room.seq >= after_seq + count)
+        self.assertEqual(len(self.b.room.backlog), 8)
 
     @defer.inlineCallbacks
     def test_join_after_burst(self):
@@ -362,10 +363,10 @@ class FlowControlTests(ClusterMixin, TestCase):
         redis = yield self.start_redis()
         node = yield self.start_node(redis, backlog=8)
         client = yield self.raw_client(node.port)
-        hub = node.hub
-        now = yield hub.commands.call("TIME")
+        store = node.room.store
+        now = yield store.commands.call("TIME")
         # A node that says, right now, that it has read nothing.
-        yield hub.commands.call("HSET", "twisted-chat:positions", "slow", b"0 " + now[0])
+        yield store.commands.call("HSET", "twisted-chat:positions", "slow", b"0 " + now[0])
         for i in range(8):
             send(client, type="message", text="m%d" % (i,))
         errors = yield client.wait_for_type("error")
@@ -377,7 +378,7 @@ class FlowControlTests(ClusterMixin, TestCase):
         self.assertEqual(texts(client), ["m%d" % (i,) for i in range(6)])
         # A position nobody has renewed for long does not count.
         stale = b"0 %d" % (int(now[0]) - 60,)
-        yield hub.commands.call("HSET", "twisted-chat:positions", "slow", stale)
+        yield store.commands.call("HSET", "twisted-chat:positions", "slow", stale)
         send(client, type="message", text="through")
         yield poll(lambda: "through" in texts(client))
 
@@ -410,14 +411,14 @@ class RedisOutageTests(ClusterMixin, TestCase):
         yield poll(lambda: all("before" in texts(c) for c in (ca, cb)))
 
         yield self.kill(redis)
-        yield poll(lambda: a.hub.commands.protocol is None and b.hub.commands.protocol is None)
+        yield poll(lambda: a.room.store.commands.protocol is None and b.room.store.commands.protocol is None)
         send(ca, type="message", text="lost")
         errors = yield ca.wait_for_type("error")
         self.assertEqual(errors[0]["code"], wire.UNAVAILABLE)
         self.assertTrue(ca.transport.connected)
 
         redis = yield self.start_redis(redis.port)
-        yield poll(lambda: a.hub.room_count == 2 and b.hub.room_count == 2, timeout=20)
+        yield poll(lambda: a.room.store.room_count == 2 and b.room.store.room_count == 2, timeout=20)
         send(cb, type="message", text="after")
         send(ca, type="message", text="after too")
         yield poll(lambda: all(len(texts(c)) == 3 for c in (ca, cb)))
@@ -441,12 +442,12 @@ class RedisOutageTests(ClusterMixin, TestCase):
         client = yield self.raw_client(node.port)
         send(client, type="message", text="before")
         yield poll(lambda: "before" in texts(client))
-        yield node.hub.commands.call("FLUSHALL")
+        yield node.room.store.commands.call("FLUSHALL")
         send(client, type="message", text="refused")
         errors = yield client.wait_for_type("error")
         self.assertEqual(errors[0]["code"], wire.UNAVAILABLE)
         for _ in range(100):
-            counter = yield node.hub.commands.call("GET", "twisted-chat:seq")
+            counter = yield node.room.store.commands.call("GET", "twisted-chat:seq")
             if counter is not None:
                 break
             yield task.deferLater(reactor, 0.05, lambda: None)
@@ -468,14 +469,14 @@ class RedisOutageTests(ClusterMixin, TestCase):
         b = yield self.start_node(redis)
         watcher = yield self.raw_client(b.port)
         yield self.kill(redis)
-        yield poll(lambda: a.hub.commands.protocol is None)
+        yield poll(lambda: a.room.store.commands.protocol is None)
         late = yield self.raw_client(a.port, wire.encode({"type": "heartbeat"}))
         name = late.messages[0]["name"]
         yield self.start_redis(redis.port)
         yield poll(lambda: any(m.get("name") == name for m in events(watcher, ("join",))),
                    timeout=20)
         # Both nodes have put their users back (who asks Redis).
-        yield poll(lambda: a.hub.room_count == 2 and b.hub.room_count == 2, timeout=20)
+        yield poll(lambda: a.room.store.room_count == 2 and b.room.store.room_count == 2, timeout=20)
         send(watcher, type="who")
         who = yield watcher.wait_for_type("who")
         self.assertIn(name, who[0]["names"])
@@ -498,7 +499,7 @@ class RedisOutageTests(ClusterMixin, TestCase):
         yield client.lost
         self.assertEqual(client.messages[0]["code"], wire.UNAVAILABLE)
         yield self.start_redis(port)
-        yield node.hub.when_ready()
+        yield node.room.store.when_ready()
         client = yield self.raw_client(node.port)
         self.assertEqual(client.messages[0]["type"], "welcome")
 
@@ -576,16 +577,28 @@ class StreamReadingTests(TestCase):
     def setUp(self):
         from twisted.internet.testing import MemoryReactorClock
 
-        from twisted_chat.cluster import ClusterHub
+        from twisted_chat.cluster import RedisStore
 
-        self.hub = ClusterHub(MemoryReactorClock(), RedisAddress("redis://127.0.0.1:1/0"))
+        clock = MemoryReactorClock()
+        self.store = RedisStore(clock, RedisAddress("redis://127.0.0.1:1/0"))
+        self.room = Room(clock, store=self.store)
         self.member = FakeClient("ann")
-        self.hub._add(self.member)
+        self.room.join(self.member, 0)
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.hub.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.store.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
         return wire.frame(payload)
+
+    def test_interface(self):
+        """
+        The Redis store keeps the same contract as the memory store.
+        """
+        from zope.interface.verify import verifyObject
+
+        from twisted_chat.room import IRoomStore
+
+        self.assertTrue(verifyObject(IRoomStore, self.store))
 
     def test_delivered_in_order(self):
         """
@@ -594,8 +607,8 @@ class StreamReadingTests(TestCase):
         """
         frames = [self.entry(seq) for seq in (1, 2, 3)]
         self.assertEqual(self.member.frames, frames)
-        self.assertEqual(self.hub.seq, 3)
-        self.assertEqual([data for _, data in self.hub.replay(0)], frames)
+        self.assertEqual(self.room.seq, 3)
+        self.assertEqual([data for _, data in self.room.replay(0)], frames)
 
     def test_old_entry_is_not_delivered_again(self):
         """
@@ -603,9 +616,9 @@ class StreamReadingTests(TestCase):
         """
         self.entry(1)
         self.entry(2)
-        self.hub.reader.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
+        self.store.reader.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
         self.assertEqual(len(self.member.frames), 2)
-        self.assertEqual(self.hub.seq, 2)
+        self.assertEqual(self.room.seq, 2)
 
     def test_trimmed_events_make_members_lag(self):
         """
@@ -615,8 +628,8 @@ class StreamReadingTests(TestCase):
         self.entry(1)
         self.entry(5)
         self.assertEqual(self.member.behind, [2])
-        self.assertEqual(self.hub.replay(1), None)
-        self.assertEqual(self.hub.seq, 5)
+        self.assertEqual(self.room.replay(1), None)
+        self.assertEqual(self.room.seq, 5)
 
 
 class FakeCommands:
@@ -647,21 +660,22 @@ class RemoteResumeTests(TestCase):
         from twisted_chat import cluster
 
         self.cluster = cluster
-        self.hub = cluster.ClusterHub(
-            MemoryReactorClock(), RedisAddress("redis://127.0.0.1:1/0"), backlog=4)
-        self.hub.commands = FakeCommands()
-        self.hub._add(FakeClient("ann"))
+        clock = MemoryReactorClock()
+        self.store = cluster.RedisStore(clock, RedisAddress("redis://127.0.0.1:1/0"))
+        self.room = Room(clock, backlog=4, store=self.store)
+        self.store.commands = FakeCommands()
+        self.room.join(FakeClient("ann"), 0)
         for seq in (1, 2, 3):
             self.entry(seq)
         self.new = FakeClient("guest-x1")
-        self.hub.expect(self.new)
-        self.answer = self.hub.resume(self.new, "elsewhere", 1)
-        ((script, self.redis),) = self.hub.commands.calls
+        self.room.expect(self.new)
+        self.answer = self.room.resume(self.new, "elsewhere", 1)
+        (script, self.redis) = self.store.commands.calls[-1]
         self.assertIs(script, cluster.RESUME)
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.hub.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.store.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
 
     def test_events_while_redis_answers(self):
         """
@@ -675,7 +689,7 @@ class RemoteResumeTests(TestCase):
         self.assertEqual(self.successResultOf(self.answer), 9)
         self.assertEqual([m["seq"] for m in self.new.events()], list(range(2, 11)))
         self.assertEqual((self.new.name, self.new.behind), ("bob", []))
-        self.assertIn(self.new, self.hub)
+        self.assertIn(self.new, self.room)
 
     def test_too_much_while_redis_answers(self):
         """
@@ -683,7 +697,7 @@ class RemoteResumeTests(TestCase):
         connection, the connection is told it lagged from there: never a
         silent gap.
         """
-        self.hub.hold_limit = 100
+        self.room.backlog.hold_limit = 100
         for seq in range(4, 11):
             self.entry(seq)
         self.redis.callback([1, b"bob"])
@@ -695,12 +709,12 @@ class RemoteResumeTests(TestCase):
         A connection lost while Redis answered is not left in the room:
         Redis gave it the session, so it leaves (and frees the name).
         """
-        self.hub.leave(self.new, wire.REASON_RESET)
+        self.room.leave(self.new, wire.REASON_RESET)
         self.redis.callback([1, b"bob"])
         self.successResultOf(self.answer)
-        self.assertNotIn(self.new, self.hub)
+        self.assertNotIn(self.new, self.room)
         self.assertEqual(self.new.events(), [])
-        self.assertIs(self.hub.commands.calls[-1][0], self.cluster.LEAVE)
+        self.assertIs(self.store.commands.calls[-1][0], self.cluster.LEAVE)
 
 
 class LoadTests(ClusterMixin, TestCase):
@@ -728,11 +742,11 @@ class LoadTests(ClusterMixin, TestCase):
         for node in (a, b):
             node.joined = 0
 
-            def counting(client, after_seq, node=node, join=node.hub.join):
+            def counting(client, after_seq, node=node, join=node.room.join):
                 node.joined += 1
                 return join(client, after_seq)
 
-            node.hub.join = counting
+            node.room.join = counting
         out = os.path.join(temp_dir(self, "bench-"), "result.json")
         child = self.spawn(
             ["-m", "twisted_chat.bench", "load", "--ports", "%d,%d" % (a.port, b.port),
@@ -745,4 +759,4 @@ class LoadTests(ClusterMixin, TestCase):
         self.assertTrue(summary["ok"], summary["integrity"])
         self.assertGreater(summary["deliveries"], 0)
         self.assertEqual((a.joined, b.joined), (10, 10))
-        self.assertEqual(a.hub.seq, b.hub.seq)
+        self.assertEqual(a.room.seq, b.room.seq)

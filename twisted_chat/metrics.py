@@ -47,7 +47,7 @@ class Histogram:
 
 class Stats:
     """
-    The server's counters.  The factory owns one; protocols and the hub add
+    The server's counters.  The factory owns one; protocols and the room add
     to it.
     """
 

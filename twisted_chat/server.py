@@ -4,7 +4,7 @@ The chat server's protocol and factory.
 
 Each connection is a L{ChatServerProtocol}: it frames with
 L{Int32StringReceiver}, turns frames into dicts, dispatches them to the
-L{ChatHub}, and keeps a L{TimeoutMixin} expiry timer on the factory's clock
+L{Room}, and keeps a L{TimeoutMixin} expiry timer on the factory's clock
 that every received frame resets.  A connection that stays silent for
 C{timeout} seconds is aborted and the room is told it left with reason
 C{timeout}.
@@ -30,7 +30,7 @@ from zope.interface import implementer
 from twisted_chat import accounts, wire
 from twisted_chat.admission import Admission
 from twisted_chat._timers import cancelled
-from twisted_chat.hub import ChatHub, IChatClient
+from twisted_chat.room import IChatClient, Room
 from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.net import format_peer, no_delay
@@ -188,7 +188,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         factory = self.factory
         settings = factory.settings
         clock = factory.clock
-        hub = factory.hub
+        room = factory.room
         self.callLater = clock.callLater
         self.peer = format_peer(self.transport.getPeer())
         refusal = factory.admit(self)
@@ -219,11 +219,11 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             settings.burst * FRAME_RATE_FACTOR,
             clock,
         )
-        self.name = hub.new_guest_name()
+        self.name = room.new_guest_name()
         self.session = factory.new_session_token()
         # Every event from here on is kept for this connection until it
         # joins or resumes, whatever --backlog is.
-        self._welcome_seq = hub.expect(self)
+        self._welcome_seq = room.expect(self)
         self.send(
             "welcome",
             protocol=wire.PROTOCOL_VERSION,
@@ -237,7 +237,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             backlog=settings.backlog,
             sendq=settings.sendq,
             rate={"burst": settings.burst, "per_second": settings.rate},
-            presence=hub.room_size < settings.presence_limit,
+            presence=room.room_size < settings.presence_limit,
             resume_window=factory.join_hold,
             **({} if factory.portal is None else {"login": True}),
         )
@@ -277,7 +277,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 return
             data = b"".join(self._gathering)
             self._gathering = None
-        with self.factory.hub.batch():
+        with self.factory.room.batch():
             Int32StringReceiver.dataReceived(self, data)
         self._gather_large_frame()
 
@@ -424,7 +424,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             return
         self.joined = True
         self._join_call = cancelled(self._join_call)
-        self.factory.hub.join(self, self._welcome_seq)
+        self.factory.room.join(self, self._welcome_seq).addErrback(self._refused)
 
 
     # Accounts (--auth-file).
@@ -484,7 +484,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._logging_in = False
         if self._closing:
             return
-        if self.factory.hub.holds(name):
+        if self.factory.room.holds(name):
             self._log("logged in as {account}, who is already here", account=name)
             self.send_error(wire.ProtocolError(
                 wire.NICK_TAKEN, "%s is already logged in" % (name,)), request_id)
@@ -518,21 +518,18 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         try:
             token, last_seq = _check_resume(message)
-            replayed = self.factory.hub.resume(self, token, last_seq)
         except wire.ProtocolError as e:
             self.send_error(e, request_id)
             self._join()
             return
         self.joined = True
         self._join_call = cancelled(self._join_call)
-        if isinstance(replayed, defer.Deferred):
-            # A cluster asks Redis first; meanwhile the connection is in no
-            # room, and a failure joins it as its new session.
-            replayed.addCallbacks(
-                self._resumed, self._resume_refused,
-                callbackArgs=(request_id,), errbackArgs=(request_id,))
-        else:
-            self._resumed(replayed, request_id)
+        # The store may have to ask elsewhere (Redis); meanwhile the
+        # connection is in no room, and a failure joins it as its new
+        # session.
+        self.factory.room.resume(self, token, last_seq).addCallbacks(
+            self._resumed, self._resume_refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id,))
 
     def _resume_refused(self, failure, request_id):
         if self._closing:
@@ -547,12 +544,12 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         what it was not sent, and nothing it was.
         """
         token, last_seq = _check_resume(message)
-        hub = self.factory.hub
+        room = self.factory.room
         # Events still pending go out first (and skip us while we lag);
         # whatever happens next, we get events again from now on.
-        hub.flush()
+        room.flush()
         if self._lagged_from is None:
-            sent = hub.seq
+            sent = room.seq
         else:
             sent = self._lagged_from - 1
         self._lagged_from = None
@@ -560,9 +557,11 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             raise wire.ProtocolError(
                 wire.RESUME_FAILED,
                 "only the first frame may resume another session",
-                oldest_seq=hub.oldest_seq,
+                oldest_seq=room.oldest_seq,
             )
-        self._resumed(hub.resume(self, token, max(last_seq, sent)), request_id)
+        room.resume(self, token, max(last_seq, sent)).addCallbacks(
+            self._resumed, self._refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id,))
 
     def _resumed(self, replayed, request_id):
         if self._closing:
@@ -594,7 +593,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
         if self.factory.settings.verbose:
             self._log("says: {text}", text=wire.sanitize(text))
-        self._then(self.factory.hub.message(self, text), request_id=request_id)
+        self.factory.room.message(self, text).addErrback(self._refused, request_id)
 
     def handle_nick(self, message, request_id):
         """
@@ -614,17 +613,21 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 "{old} ({peer}) is now {name}", old=old, name=self.name, peer=self.peer
             )
 
-        self._then(self.factory.hub.rename(self, new_name), renamed, request_id)
+        self.factory.room.rename(self, new_name).addCallbacks(
+            renamed, self._refused, errbackArgs=(request_id,))
 
     def handle_who(self, message, request_id):
         """
         List the room, in as many frames as max_frame requires.
         """
-        self._then(
-            self.factory.hub.names(), lambda names: self._send_who(names, request_id),
-            request_id)
+        self.factory.room.names().addCallbacks(
+            self._send_who, self._refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id,))
 
     def _send_who(self, names, request_id):
+        """
+        Send C{names} in as many who frames as max_frame requires.
+        """
         if self._closing:
             return
         echo = _id_field(request_id)
@@ -633,20 +636,6 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         for page in pages[:-1]:
             self.send("who", names=page, more=True, **echo)
         self.send("who", names=pages[-1], **echo)
-
-    def _then(self, result, then=None, request_id=None):
-        """
-        Go on with C{then(result)}: now, or, when the hub had to ask
-        elsewhere (a cluster asks Redis), once C{result}, a Deferred, has
-        fired; a failure then becomes an error frame (echoing
-        C{request_id}), as it would have now.
-        """
-        if isinstance(result, defer.Deferred):
-            if then is not None:
-                result.addCallback(then)
-            result.addErrback(self._refused, request_id)
-        elif then is not None:
-            then(result)
 
     def _refused(self, failure, request_id=None):
         """
@@ -719,7 +708,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._log("TLS failed: {error}", error=reason.getErrorMessage())
         self._log_routine("left: " + leave_reason, "left: {reason}", reason=leave_reason)
         self.factory.stats.leaves[leave_reason] += 1
-        self.factory.hub.leave(self, leave_reason, self._leave_message)
+        self.factory.room.leave(self, leave_reason, self._leave_message).addErrback(
+            lambda failure: self.log.failure(
+                "{name} ({peer}): leaving failed", failure, name=self.name, peer=self.peer))
         self.factory.connection_lost(self)
 
     # Writing.
@@ -738,7 +729,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         self.factory.stats.replies += 1
         # Broadcasts caused by earlier frames reach us before this reply.
-        self.factory.hub.flush_to(self)
+        self.factory.room.flush_to(self)
         self._write(data)
 
     def send_error(self, error, request_id=None):
@@ -841,6 +832,7 @@ class ChatServerFactory(Factory):
 
     @ivar clock: the L{IReactorTime} every protocol times itself with.
     @ivar settings: the L{ServerSettings}.
+    @ivar room: the L{Room}.
     @ivar connections: every admitted L{ChatServerProtocol}.
     @ivar join_hold: see L{JOIN_HOLD}.
     """
@@ -850,15 +842,16 @@ class ChatServerFactory(Factory):
     join_hold = JOIN_HOLD
 
     def __init__(
-        self, clock=None, random=None, coalesce=False, hub=None, portal=None, **settings
+        self, clock=None, random=None, coalesce=False, store=None, portal=None, **settings
     ):
         """
         @param clock: an L{IReactorTime}; the global reactor by default.
         @param random: a L{Random} for the reconnect delays in shutdown.
         @param coalesce: gather broadcasts for a whole reactor iteration
-            (see L{ChatHub}); the twistd plugin turns it on.
-        @param hub: the room; by default a L{ChatHub} made from the
-            settings (a cluster node passes a L{ClusterHub}).
+            (see L{Room}); the twistd plugin turns it on.
+        @param store: the L{IRoomStore} the room keeps its shared state
+            in; a new L{MemoryStore} by default (a cluster node passes a
+            L{twisted_chat.cluster.RedisStore}).
         @param portal: with accounts, the L{twisted.cred} portal logins go
             through (L{accounts.portal}); L{None} for guests.
         @param settings: L{ServerSettings} fields.
@@ -868,16 +861,15 @@ class ChatServerFactory(Factory):
         self.clock = clock
         self.random = Random() if random is None else random
         self.settings = ServerSettings(**settings)
-        if hub is None:
-            hub = ChatHub(
-                clock,
-                self.settings.backlog,
-                presence_limit=self.settings.presence_limit,
-                coalesce=coalesce,
-                hold_limit=self.settings.sendq,
-            )
-        self.hub = hub
-        self.stats = hub.stats
+        self.room = Room(
+            clock,
+            self.settings.backlog,
+            presence_limit=self.settings.presence_limit,
+            coalesce=coalesce,
+            hold_limit=self.settings.sendq,
+            store=store,
+        )
+        self.stats = self.room.stats
         self.portal = portal
         self.line_budget = LineBudget(clock, self.settings.log_rate)
         self.admission = Admission(self.settings, clock)
@@ -904,9 +896,9 @@ class ChatServerFactory(Factory):
         @return: L{None} if admitted (it is then tracked), else a
             L{wire.ProtocolError} to send it before closing.
         """
-        if self.hub.closing:
+        if self.room.closing:
             return wire.ProtocolError(wire.SERVER_FULL, "the server is shutting down")
-        if not self.hub.ready:
+        if not self.room.ready:
             return wire.ProtocolError(
                 wire.UNAVAILABLE, "the server is not yet connected to the room"
             )
@@ -943,7 +935,7 @@ class ChatServerFactory(Factory):
 
         @return: a Deferred that fires when every connection has closed.
         """
-        self.hub.close()
+        self.room.close()
         if not self.connections:
             return defer.succeed(None)
         self.log.info(

@@ -498,32 +498,24 @@ def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings()
-    hub = None
+    store = None
     if options["redis"] is not None:
-        from twisted_chat.cluster import ClusterHub
+        from twisted_chat.cluster import RedisStore
 
-        hub = ClusterHub(
-            reactor,
-            options["redis"],
-            backlog=settings.backlog,
-            presence_limit=settings.presence_limit,
-            coalesce=True,
-            node_timeout=options["node-timeout"],
-            hold_limit=settings.sendq,
-        )
+        store = RedisStore(reactor, options["redis"], node_timeout=options["node-timeout"])
     portal = None
     if options["auth-file"] is not None:
         from twisted_chat.accounts import portal as make_portal
 
         portal = make_portal(options["auth-file"])
     factory = ChatServerFactory(
-        clock=reactor, coalesce=True, hub=hub, portal=portal, **vars(settings)
+        clock=reactor, coalesce=True, store=store, portal=portal, **vars(settings)
     )
     service = ChatService(
         factory,
         grace=options["shutdown-grace"],
         reactor=reactor if signals else None,
-        room=None if hub is None else hub.service(),
+        room=None if store is None else store.service(),
     )
     strports.service(options["port"], factory, reactor=reactor).setServiceParent(
         service

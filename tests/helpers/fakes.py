@@ -4,7 +4,7 @@ Fakes for the parts a unit under test talks to.
 
 from zope.interface import implementer
 
-from twisted_chat.hub import IChatClient
+from twisted_chat.room import IChatClient
 from tests.helpers.memory import parse_frames
 
 

@@ -145,7 +145,7 @@ class ServerFuzzTests(SynchronousTestCase):
         observer.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual(len(factory.connections), 0)
-        self.assertEqual(len(factory.hub), 0)
+        self.assertEqual(len(factory.room), 0)
 
 
 class ClientFuzzTests(SynchronousTestCase):

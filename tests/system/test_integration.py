@@ -51,7 +51,7 @@ class RoomTests(LoopbackMixin, TestCase):
             self.assertEqual(transcript, transcripts[0])
         for chat in clients:
             self.assertFalse([l for l in chat.transcript.lines if "missed" in l])
-        self.assertEqual(server.hub.seq, clients[-1].last_seq)
+        self.assertEqual(server.room.seq, clients[-1].last_seq)
 
     @defer.inlineCallbacks
     def connect_welcomed(self, port):
@@ -80,7 +80,7 @@ class RoomTests(LoopbackMixin, TestCase):
             wire.encode_frame({"type": "message", "text": "m%d" % (i,)}) for i in range(18)))
         yield talker.waiter.wait_until(
             lambda: len([m for m in talker.messages if m["type"] == "message"]) == 18)
-        self.assertEqual(len(server.hub.backlog), 8)
+        self.assertEqual(len(server.room.backlog), 8)
         quiet.sendString(wire.encode({"type": "heartbeat"}))
         yield quiet.wait_for_type("heartbeat_ack")
         welcome_seq = quiet.messages[0]["seq"]

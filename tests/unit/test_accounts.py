@@ -173,7 +173,7 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         protocol, transport = self.connect(join=False)
         self.assertTrue(self.received(transport)[0]["login"])
         self.clock.advance(5)  # no joining by waiting
-        self.assertNotIn(protocol, self.factory.hub)
+        self.assertNotIn(protocol, self.factory.room)
 
     def test_login(self):
         """

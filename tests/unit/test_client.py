@@ -768,7 +768,7 @@ class InMemoryTests(SynchronousTestCase):
         self.assertFalse(client.transport.disconnecting)
         self.assertFalse(server.transport.disconnecting)
         self.assertFalse(chat.finished)
-        self.assertEqual(len(self.factory.hub), 1)
+        self.assertEqual(len(self.factory.room), 1)
 
     def test_silence_kills_both(self):
         """

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.memory import ServerMixin, parse_frames
 from twisted_chat import wire
-from twisted_chat.hub import ChatHub
+from twisted_chat.room import MemoryStore
 
 
 class ResumeTests(ServerMixin, SynchronousTestCase):
@@ -23,7 +23,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         ((self.alice, self.alice_t), (self.bob, self.bob_t)) = self.connect_many(2)
         self.send(self.alice, type="nick", name="alice")
         self.send(self.bob, type="message", text="before")
-        self.last_seen = self.factory.hub.seq
+        self.last_seen = self.factory.room.seq
         self.received(self.alice_t), self.received(self.bob_t)
         # Alice's connection goes dead without the server noticing; the room
         # goes on.
@@ -65,7 +65,8 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         self.lose(self.alice, ConnectionAborted)
         self.assertEqual(self.received(self.bob_t), [])
         self.assertEqual(protocol.name, "alice")
-        self.assertEqual(self.factory.hub.names(), ["alice", "guest-2"])
+        self.assertEqual(
+            self.successResultOf(self.factory.room.names()), ["alice", "guest-2"])
         self.send(protocol, type="message", text="back")
         self.assertEqual(self.received(self.bob_t)[0]["from"], "alice")
 
@@ -79,7 +80,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         protocol, transport = self.resume()
         self.assertEqual(
             self.received(self.bob_t),
-            [{"type": "join", "seq": self.factory.hub.seq, "name": "alice"}],
+            [{"type": "join", "seq": self.factory.room.seq, "name": "alice"}],
         )
         replayed = [m for m in self.received(transport) if m["type"] != "join"]
         self.assertEqual(replayed[-1], {"type": "resumed", "replayed": 4, "name": "alice"})
@@ -120,7 +121,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
             self.send(other, type="message", text=str(i))
         protocol, transport = self.connect(join=False)
         transport.clear()
-        oldest = self.factory.hub.seq - 2
+        oldest = self.factory.room.seq - 2
         self.send(protocol, type="resume", session=old.session, last_seq=oldest - 2)
         error = self.received(transport)[0]
         self.assertEqual(error["code"], "resume_failed")
@@ -128,7 +129,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         # From just before the oldest event kept, it works.
         protocol, transport = self.connect(join=False)
         transport.clear()
-        oldest = self.factory.hub.oldest_seq
+        oldest = self.factory.room.oldest_seq
         self.send(protocol, type="resume", session=old.session, last_seq=oldest - 1)
         self.assertEqual(self.received(transport)[-1]["type"], "resumed")
 
@@ -137,7 +138,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         A last_seq the server never reached cannot be resumed, and the error
         says that, not that events were dropped.
         """
-        seq = self.factory.hub.seq
+        seq = self.factory.room.seq
         _, transport = self.resume(last_seq=seq + 413)
         error = self.received(transport)[0]
         self.assertEqual(error["code"], "resume_failed")
@@ -153,7 +154,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         """
         self.factory = self.make_factory(backlog=4)
         (old, _), (other, _) = self.connect_many(2)
-        last_seen = self.factory.hub.seq
+        last_seen = self.factory.room.seq
         protocol, transport = self.connect(join=False)
         transport.clear()
         for i in range(12):
@@ -179,7 +180,7 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         """
         Resuming at the current seq replays nothing.
         """
-        _, transport = self.resume(last_seq=self.factory.hub.seq)
+        _, transport = self.resume(last_seq=self.factory.room.seq)
         self.assertEqual(
             self.received(transport), [{"type": "resumed", "replayed": 0, "name": "alice"}]
         )
@@ -215,17 +216,17 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
         for _ in range(200):
             protocol, _ = self.connect()
             self.lose(protocol)
-        # Private: no public call counts the sessions the hub remembers.
-        self.assertLessEqual(len(self.factory.hub._sessions), 12)
-        self.assertEqual(len(self.factory.hub.backlog), 10)
+        # Private: no public call counts the sessions the store remembers.
+        self.assertLessEqual(len(self.factory.room.store._sessions), 12)
+        self.assertEqual(len(self.factory.room.backlog), 10)
 
 
-class _AskingHub(ChatHub):
+class _AskingStore(MemoryStore):
     """
-    A room that, like a cluster's, answers a resume later.
+    A store that, like Redis, answers a resume later.
     """
 
-    def resume(self, client, token, last_seq):
+    def resume(self, client, token):
         self.asked = defer.Deferred()
         return self.asked
 
@@ -236,7 +237,7 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
     """
 
     def make_factory(self, **kwargs):
-        return super().make_factory(hub=_AskingHub(self.clock), **kwargs)
+        return super().make_factory(store=_AskingStore(), **kwargs)
 
     def test_refused_after_lost(self):
         """
@@ -247,9 +248,9 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
         protocol, _ = self.connect(join=False)
         self.send(protocol, type="resume", session="gone", last_seq=0)
         self.lose(protocol)
-        self.factory.hub.asked.errback(
+        self.factory.room.store.asked.errback(
             wire.ProtocolError(wire.RESUME_FAILED, "unknown session", oldest_seq=1))
-        self.assertNotIn(protocol, self.factory.hub)
+        self.assertNotIn(protocol, self.factory.room)
         self.assertEqual(self.received(member_t), [])
 
 
@@ -316,10 +317,10 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         self.send(self.reader, type="resume", session=self.reader.session, last_seq=missed_from - 1)
         messages = self.received(self.reader_t)
         self.assertEqual(messages[0]["seq"], missed_from)
-        self.assertEqual(messages[-2]["seq"], self.factory.hub.seq)
+        self.assertEqual(messages[-2]["seq"], self.factory.room.seq)
         self.assertEqual(messages[-1]["type"], "resumed")
         self.talk(1)
-        self.assertEqual(self.received(self.reader_t)[0]["seq"], self.factory.hub.seq)
+        self.assertEqual(self.received(self.reader_t)[0]["seq"], self.factory.room.seq)
 
     def test_resume_from_earlier_replays_only_unsent(self):
         """
@@ -334,8 +335,8 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         self.send(self.reader, type="resume", session=self.reader.session, last_seq=2)
         replay = self.received(self.reader_t)
         self.assertEqual([m["seq"] for m in replay[:-1]],
-                         list(range(missed_from, self.factory.hub.seq + 1)))
-        self.assertEqual(replay[-1]["replayed"], self.factory.hub.seq - missed_from + 1)
+                         list(range(missed_from, self.factory.room.seq + 1)))
+        self.assertEqual(replay[-1]["replayed"], self.factory.room.seq - missed_from + 1)
 
     def test_hard_limit(self):
         """

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_chat import wire
-from twisted_chat.hub import IChatClient
+from twisted_chat.room import IChatClient
 from twisted_chat.server import paginate_names
 from tests.helpers.memory import ServerMixin, frame, parse_frames
 
@@ -137,7 +137,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         was not sent: never a silent gap.
         """
         self.factory = self.make_factory(backlog=2)
-        self.factory.hub.hold_limit = 500
+        self.factory.room.backlog.hold_limit = 500
         (member, _), = self.connect_many(1)
         protocol, transport = self.connect(join=False)
         for i in range(18):
@@ -152,7 +152,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
         bounded by --sendq, the most the server holds for any one client.
         """
         self.factory = self.make_factory(sendq=123456)
-        self.assertEqual(self.factory.hub.hold_limit, 123456)
+        self.assertEqual(self.factory.room.backlog.hold_limit, 123456)
 
     def test_pending_leaves_silently(self):
         """
@@ -214,7 +214,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
 
     def test_provides_chat_client(self):
         """
-        The protocol is an IChatClient for the hub.
+        The protocol is an IChatClient for the room.
         """
         protocol, _ = self.connect()
         self.assertTrue(verifyObject(IChatClient, protocol))
@@ -293,7 +293,7 @@ class MessageTests(ServerMixin, SynchronousTestCase):
         (error,) = self.received(self.alice_t)
         self.assertEqual(error["code"], "text_too_long")
         self.assertEqual(self.received(self.bob_t), [])
-        self.assertEqual(self.factory.hub.seq, 2)
+        self.assertEqual(self.factory.room.seq, 2)
 
     def test_message_without_text(self):
         """
@@ -352,10 +352,10 @@ class MessageTests(ServerMixin, SynchronousTestCase):
         """
         self.send(self.alice, type="nick", name="alice")
         self.received(self.alice_t)
-        seq = self.factory.hub.seq
+        seq = self.factory.room.seq
         self.send(self.alice, type="nick", name="alice")
         self.assertEqual(self.received(self.alice_t), [])
-        self.assertEqual(self.factory.hub.seq, seq)
+        self.assertEqual(self.factory.room.seq, seq)
         # Another case is another name, and is announced.
         self.send(self.alice, type="nick", name="Alice")
         (nick,) = self.received(self.alice_t)
@@ -484,7 +484,7 @@ class RequestIdTests(ServerMixin, SynchronousTestCase):
         resumed echoes the id of the resume.
         """
         self.send(self.alice, type="resume", session=self.alice.session,
-                  last_seq=self.factory.hub.seq, id="r")
+                  last_seq=self.factory.room.seq, id="r")
         (resumed,) = self.received(self.alice_t)
         self.assertEqual(resumed["id"], "r")
 
@@ -670,7 +670,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         leaves = [m for m in self.received(self.bob_t) if m["type"] == "leave"]
         self.assertEqual(
             leaves,
-            [{"type": "leave", "seq": self.factory.hub.seq, "name": "guest-1", "reason": "timeout"}],
+            [{"type": "leave", "seq": self.factory.room.seq, "name": "guest-1", "reason": "timeout"}],
         )
 
     def test_expires_at_timeout(self):
@@ -770,7 +770,7 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
             end(protocol)
             self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.factory.connections), 0)
-        self.assertEqual(len(self.factory.hub), 0)
+        self.assertEqual(len(self.factory.room), 0)
 
 
 class LeaveReasonTests(ServerMixin, SynchronousTestCase):
@@ -866,7 +866,7 @@ class OrderingTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(streams[1], streams[2])
         late_stream = events(late_t)
         self.assertEqual(late_stream, streams[0][-len(late_stream) :])
-        self.assertEqual(streams[0][-1]["seq"], self.factory.hub.seq)
+        self.assertEqual(streams[0][-1]["seq"], self.factory.room.seq)
 
 
 class WhoPagingTests(ServerMixin, SynchronousTestCase):
@@ -906,7 +906,7 @@ class WhoPagingTests(ServerMixin, SynchronousTestCase):
         self.assertGreater(len(pages), 1)
         self.assertEqual([p.get("more", False) for p in pages], [True] * (len(pages) - 1) + [False])
         names = [n for p in pages for n in p["names"]]
-        self.assertEqual(names, self.factory.hub.names())
+        self.assertEqual(names, self.successResultOf(self.factory.room.names()))
         self.assertEqual(len(names), 150)
         self.assertLessEqual(max(len(wire.encode(p)) for p in pages), 1024)
 

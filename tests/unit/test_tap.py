@@ -565,7 +565,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIs(factory, service.factory)
         self.assertEqual((factory.settings.timeout, factory.settings.verbose), (12.0, True))
         self.assertIs(factory.clock, reactor)
-        self.assertTrue(factory.hub.coalesce)
+        self.assertTrue(factory.room.coalesce)
 
     def test_cluster_hold_limit(self):
         """
@@ -575,7 +575,7 @@ class MakeServiceTests(SynchronousTestCase):
         service = tap.makeService(
             parse("--redis", "redis://127.0.0.1:1/0", "--sendq", "2MiB"),
             reactor=MemoryReactorClock())
-        self.assertEqual(service.factory.hub.hold_limit, 2 * 1024 * 1024)
+        self.assertEqual(service.factory.room.backlog.hold_limit, 2 * 1024 * 1024)
 
     def test_port_taken(self):
         """

@@ -2,7 +2,8 @@
 """
 Several chat nodes, one room: the room's state lives in Redis.
 
-With C{--redis URL} the server's hub is a L{ClusterHub}.  Every broadcast
+With C{--redis URL} the server's room keeps its shared state in a
+L{RedisStore} instead of memory.  Every broadcast
 event is appended once to a Redis Stream by a Lua script that also takes
 the next C{seq} from a counter, so the sequence is global and gap-free; the
 stream entry's id is C{<seq>-0}.  Every node reads the stream (C{XREAD
@@ -15,17 +16,17 @@ L{ClientService} keeps up (docs/cluster.rst says why).
 
 The parts: C{link.py} (the Redis address and connections), C{reader.py}
 (the stream reader), C{liveness.py} (refresh, reap and restore of nodes),
-C{hub.py} (L{ClusterHub}: the room operations), C{lua.py} and
+C{store.py} (L{RedisStore}: the room's state in Redis), C{lua.py} and
 C{scripts/*.lua} (the Lua scripts, package data).
 """
 
-from twisted_chat.cluster.hub import (
+from twisted_chat.cluster.store import (
     BEHIND_FRACTION,
     BEHIND_RETRY_AFTER,
     GUEST_TAG_LENGTH,
     SESSION_TTL,
     STALE_POSITION,
-    ClusterHub,
+    RedisStore,
 )
 from twisted_chat.cluster.link import (
     MAX_RETRY_DELAY,
@@ -50,7 +51,7 @@ from twisted_chat.cluster.lua import (
 from twisted_chat.cluster.reader import BLOCK_MS, READ_COUNT, StreamReader
 
 __all__ = [
-    "ClusterHub",
+    "RedisStore",
     "NodeLiveness",
     "RedisAddress",
     "RedisLink",

@@ -15,19 +15,19 @@ from twisted_chat.cluster.lua import REAP, REFRESH, RESTORE
 
 class NodeLiveness:
     """
-    Every C{room.node_timeout}/3 seconds: refresh this node's liveness key
+    Every C{store.node_timeout}/3 seconds: refresh this node's liveness key
     (L{REFRESH}), take out the users of nodes whose key has expired
     (L{REAP}), and put this node's users back (L{RESTORE}) if Redis had
     lost it.
 
-    @ivar room: the node's L{ClusterHub}; its C{commands} link, C{keys},
+    @ivar store: the node's L{RedisStore}; its C{commands} link, C{keys},
         C{node} and members are what this works with.
     """
 
     log = Logger()
 
-    def __init__(self, room, clock):
-        self.room = room
+    def __init__(self, store, clock):
+        self.store = store
         self._refresher = task.LoopingCall(self.refresh)
         self._refresher.clock = clock
 
@@ -36,7 +36,7 @@ class NodeLiveness:
         Refresh from now on, the first time a third of the node timeout
         from now.
         """
-        self._refresher.start(self.room.node_timeout / 3.0, now=False)
+        self._refresher.start(self.store.node_timeout / 3.0, now=False)
 
     def stop(self):
         """
@@ -50,30 +50,30 @@ class NodeLiveness:
         Keep this node's liveness key alive, take out the users of nodes
         whose key has expired, and learn the room's size.
         """
-        room = self.room
-        keys = room.keys
-        d = room.commands.eval(
+        store = self.store
+        keys = store.keys
+        d = store.commands.eval(
             REFRESH,
-            [keys["nodes"], keys["node"] + room.node, keys["names"]],
-            [room.node, int(room.node_timeout * 1000)],
+            [keys["nodes"], keys["node"] + store.node, keys["names"]],
+            [store.node, int(store.node_timeout * 1000)],
         )
         d.addCallback(self._refreshed)
-        d.addCallback(lambda _: room.commands.eval(
-            REAP, room.publish_keys(keys["nodes"], keys["positions"]),
-            [room.maxlen, room.presence_limit, room.node, keys["node"], room.session_ttl]))
+        d.addCallback(lambda _: store.commands.eval(
+            REAP, store.publish_keys(keys["nodes"], keys["positions"]),
+            [store.maxlen, store.presence_limit, store.node, keys["node"], store.session_ttl]))
         d.addCallback(self._reaped)
         d.addErrback(self.failed)
         return d
 
     def _refreshed(self, result):
         new, reaped, size = result
-        room = self.room
-        room.room_count = size
+        store = self.store
+        store.room_count = size
         # Joins and leaves made while Redis was away go first, in order, so
         # that a join is announced before its user would be put back
         # silently below.
-        room.send_waiting_presence()
-        if new and room.members():
+        store.send_waiting_presence()
+        if new and store.members():
             # Redis lost us (it restarted empty, or we were silent so long
             # that the others took our users out): put them back, telling
             # the room only if it was told they left.
@@ -97,18 +97,18 @@ class NodeLiveness:
 
         @param announce: whether to publish their joins.
         """
-        room = self.room
-        args = [room.maxlen, room.presence_limit, "1" if announce else "0",
-                room.keys["session"], room.session_ttl]
-        for client in room.members():
-            args += [client.name.lower(), room.entry(client), client.name, client.session]
-        d = room.commands.eval(RESTORE, room.publish_keys(), args)
+        store = self.store
+        args = [store.maxlen, store.presence_limit, "1" if announce else "0",
+                store.keys["session"], store.session_ttl]
+        for client in store.members():
+            args += [client.name.lower(), store.entry(client), client.name, client.session]
+        d = store.commands.eval(RESTORE, store.publish_keys(), args)
         d.addCallback(self._restored)
         d.addErrback(self.failed)
 
     def _restored(self, lost):
         for name in lost or []:
-            client = self.room.member(name.decode())
+            client = self.store.member(name.decode())
             if client is not None:
                 self.log.warn(
                     "{name} ({peer}) lost its name to another node while Redis "

@@ -2,7 +2,7 @@
 """
 The stream reader: every node reads the room's event stream (C{XREAD
 BLOCK} from the last id it read) on a Redis connection of its own, and
-hands each event to its hub.
+hands each event to the node's store.
 """
 
 from twisted.internet import defer
@@ -40,9 +40,9 @@ def entry_payload(fields):
 
 class StreamReader:
     """
-    Reads the stream at C{key} and hands what it reads to C{room}: for each
-    read, within one C{room.batch()}, C{room.deliver_event(seq, payload)}
-    for every well-formed entry in order, then C{room.events_read()}.
+    Reads the stream at C{key} and hands what it reads to C{store}: for each
+    read, within one C{store.batch()}, C{store.deliver_event(seq, payload)}
+    for every well-formed entry in order, then C{store.events_read()}.
 
     @ivar link: its L{RedisLink}.
     @ivar last_id: the id of the last entry read; the next read starts
@@ -51,12 +51,12 @@ class StreamReader:
 
     log = Logger()
 
-    def __init__(self, reactor, address, key, room):
+    def __init__(self, reactor, address, key, store):
         """
         @param address: a L{RedisAddress}.
         """
         self.key = key
-        self.room = room
+        self.store = store
         self.last_id = b"0-0"
         self.link = RedisLink(
             reactor, address, "reader", self._read,
@@ -107,15 +107,15 @@ class StreamReader:
         self._reading = None
         if not reply:
             return
-        with self.room.batch():
+        with self.store.batch():
             for _stream, entries in reply:
                 for entry_id, fields in entries:
                     self.deliver_entry(entry_id, fields)
-        self.room.events_read()
+        self.store.events_read()
 
     def deliver_entry(self, entry_id, fields):
         """
-        Read past one stream entry, and hand its event to the room if it is
+        Read past one stream entry, and hand its event to the store if it is
         one.
         """
         self.last_id = entry_id
@@ -123,4 +123,4 @@ class StreamReader:
         payload = entry_payload(fields)
         if seq is None or payload is None:
             return
-        self.room.deliver_event(seq, payload)
+        self.store.deliver_event(seq, payload)
