@@ -62,6 +62,10 @@ class SendQueue:
     @ivar on_drained: called with no arguments whenever the queue empties.
     """
 
+    # Slots: a server keeps one per connection, tens of thousands.
+    __slots__ = (
+        "transport", "on_drained", "paused", "closing", "closed", "size", "_queue", "_eager")
+
     def __init__(self, transport, on_drained=lambda: None):
         self.transport = transport
         self.on_drained = on_drained

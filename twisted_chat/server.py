@@ -33,8 +33,9 @@ from twisted_chat._timers import cancelled
 from twisted_chat.room import IChatClient, Room
 from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
+from twisted_chat.lifecycle import CLOSING, JOINED, LOGIN, NEW, PENDING, RESUMING, move
 from twisted_chat.net import format_peer, no_delay
-from twisted_chat.sendq import SendQueue
+from twisted_chat.outbox import Outbox
 from twisted_chat.settings import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
@@ -135,37 +136,36 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     """
     One client connection.
 
-    A connection is I{pending} from its welcome until its first frame (or
-    L{JOIN_HOLD} seconds): it is then either joined to the room, or, if that
-    frame is a resume, continues an earlier session.
+    The protocol frames, and dispatches each frame to its C{handle_<type>};
+    the connection's life (pending, login, resuming, joined, closing) is
+    its C{state} (L{twisted_chat.lifecycle} draws it), what it sends
+    goes through its L{Outbox}, and who may connect is the factory's
+    L{Admission}.
 
     @ivar name: the client's name in the room.
     @ivar peer: the client's address, as the log shows it.
     @ivar session: the client's session token.
-    @ivar joined: whether the client is in the room yet.
-    @ivar sendq: the L{SendQueue} of frames the client has not taken yet.
+    @ivar state: where the connection is in its life: a
+        L{twisted_chat.lifecycle} state.
+    @ivar outbox: the L{Outbox} of what it is sent.
     """
 
     log = Logger()
     name = None
     peer = None
     session = None
-    sendq = None
-    joined = False
+    outbox = None
+    state = NEW
     # Whether the factory let this connection in (see ChatServerFactory.admit).
     _admitted = False
     # How the connection is ending, once we know better than connectionLost's
     # reason can tell (quit, timeout, error, ...); None while it is running.
     _leave_reason = None
     _leave_message = None
-    # Once set, incoming data is ignored: we are closing the connection.
-    _closing = False
     _welcome_seq = 0
     _join_call = None
-    # The first event this client was not sent because it lagged; None
-    # while it keeps up.
-    _lagged_from = None
-    _lag_call = None
+    # Whether dataReceived is framing (see _resume_reading).
+    _in_read = False
     # Frames refused by flood control since the last one accepted.
     _rejected = 0
     # The address this connection counts against in --max-per-ip.
@@ -175,8 +175,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _gathering = None
     _gathered = 0
     _frame_end = 0
-    # With accounts: the account logged in, and whether a check is running.
-    _account = None
+    # With accounts: whether a login check is running.
     _logging_in = False
     # When the last whole frame arrived (for the expiry metric).
     _last_frame = 0.0
@@ -193,7 +192,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.peer = format_peer(self.transport.getPeer())
         refusal = factory.admit(self)
         if refusal is not None:
-            self._closing = True
+            self.state = move(self.state, CLOSING)
             factory.stats.errors[refusal.code] += 1
             # Not yet named: "-", so that every client line reads the same.
             self.log.info(
@@ -211,7 +210,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._last_frame = clock.seconds()
         self.MAX_LENGTH = settings.max_frame
         no_delay(self.transport)
-        self.sendq = SendQueue(self.transport, self._drained)
+        self.outbox = Outbox(self, self.transport, settings, factory.stats, clock)
         self.setTimeout(settings.timeout)
         self._messages = TokenBucket(settings.rate, settings.burst, clock)
         self._frames = TokenBucket(
@@ -242,7 +241,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             **({} if factory.portal is None else {"login": True}),
         )
         if factory.portal is None:
+            self.state = move(self.state, PENDING)
             self._join_call = clock.callLater(factory.join_hold, self._join)
+        else:
+            self.state = move(self.state, LOGIN)
         self._log_routine("connected", "connected")
 
     def _log_routine(self, kind, event_format, **fields):
@@ -268,7 +270,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Frame what arrives, gathering the pieces of a large frame first;
         ignore everything once the connection is closing.  (Twisted API.)
         """
-        if self._closing:
+        if self.state is CLOSING:
             return
         if self._gathering is not None:
             self._gathering.append(data)
@@ -277,8 +279,12 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 return
             data = b"".join(self._gathering)
             self._gathering = None
-        with self.factory.room.batch():
-            Int32StringReceiver.dataReceived(self, data)
+        self._in_read = True
+        try:
+            with self.factory.room.batch():
+                Int32StringReceiver.dataReceived(self, data)
+        finally:
+            self._in_read = False
         self._gather_large_frame()
 
     def _gather_large_frame(self):
@@ -295,7 +301,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Twisted release changes it.
         """
         waiting = getattr(self, "_unprocessed", None)
-        if not isinstance(waiting, bytes) or len(waiting) < wire.PREFIX.size or self._closing:
+        if (not isinstance(waiting, bytes) or len(waiting) < wire.PREFIX.size
+                or self.state is CLOSING):
             # (A Twisted without that buffer just does its own framing.)
             return
         (length,) = wire.PREFIX.unpack_from(waiting)
@@ -327,7 +334,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         Handle one frame: any frame at all proves the peer alive.
         (Twisted API.)
         """
-        if self._closing:
+        state = self.state
+        if state is CLOSING:
             return
         self.resetTimeout()
         stats = self.factory.stats
@@ -350,13 +358,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._join()
             self.send_error(e, _echoable_id(message))
             return
-        if not self.joined and self.factory.portal is not None:
+        if state is LOGIN:
             self._before_login(kind, message, request_id)
             return
-        if kind == "resume" and not self.joined:
-            self._resume_first(message, request_id)
-            return
-        self._join()
+        if state is PENDING:
+            if kind == "resume":
+                self._resume_first(message, request_id)
+                return
+            self._enter_room()
         if kind == "message" and not self._admit_frame(self._messages, request_id=request_id):
             return
         self._rejected = 0
@@ -410,21 +419,44 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             ),
             request_id,
         )
-        if self.sendq.size:
+        if self.outbox.queue.size:
             self.abort(wire.REASON_FLOOD)
         else:
             self.close(wire.REASON_FLOOD)
 
     def _join(self):
         """
-        End the pending state: the client joins the room (with accounts,
-        only once logged in).
+        End the pending state, if the connection is in it: the client joins
+        the room (with accounts it must log in first; a resume waits for its
+        answer).
         """
-        if self.joined or (self.factory.portal is not None and self._account is None):
-            return
-        self.joined = True
+        if self.state is PENDING:
+            self._enter_room()
+
+    def _enter_room(self):
+        """
+        Join the room as the session the welcome announced.
+        """
+        self.state = move(self.state, JOINED)
         self._join_call = cancelled(self._join_call)
         self.factory.room.join(self, self._welcome_seq).addErrback(self._refused)
+
+    def _pause_reading(self):
+        """
+        Read nothing more until L{_resume_reading}: frames that arrive
+        meanwhile wait, in order, in the receiver's buffer and the kernel.
+        """
+        self.pauseProducing()
+
+    def _resume_reading(self):
+        """
+        Go on reading, and handle the frames that waited.
+        """
+        self.paused = False
+        self.transport.resumeProducing()
+        if not self._in_read:
+            # (Inside dataReceived, its loop goes on by itself.)
+            self.dataReceived(b"")
 
 
     # Accounts (--auth-file).
@@ -440,6 +472,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             except wire.ProtocolError as e:
                 self.send_error(e, request_id)
         elif kind == "resume":
+            if self._logging_in:
+                self.send_error(
+                    wire.ProtocolError(wire.BAD_FRAME, "a login is under way"), request_id)
+                return
             self._resume_first(message, request_id)
         elif kind == "quit":
             self.handle_quit(message, request_id)
@@ -482,7 +518,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def _logged_in(self, name, request_id):
         self._logging_in = False
-        if self._closing:
+        if self.state is CLOSING:
             return
         if self.factory.room.holds(name):
             self._log("logged in as {account}, who is already here", account=name)
@@ -490,14 +526,14 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 wire.NICK_TAKEN, "%s is already logged in" % (name,)), request_id)
             return
         self._log("logged in as {account}", account=name)
-        self._account = self.name = name
+        self.name = name
         self.send("logged_in", name=name, **_id_field(request_id))
-        self._join()
+        self._enter_room()
 
     def _login_failed(self, failure, name, request_id):
         self._logging_in = False
         failure.trap(UnauthorizedLogin)
-        if self._closing:
+        if self.state is CLOSING:
             return
         self._log("failed to log in as {account}", account=wire.sanitize(name[:wire.NAME_MAX]))
         self.send_error(
@@ -522,21 +558,32 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.send_error(e, request_id)
             self._join()
             return
-        self.joined = True
+        was, self.state = self.state, move(self.state, RESUMING)
         self._join_call = cancelled(self._join_call)
         # The store may have to ask elsewhere (Redis); meanwhile the
-        # connection is in no room, and a failure joins it as its new
-        # session.
+        # connection is in no room and reads nothing more, and a failure
+        # joins it as its new session (with accounts, it must log in).
+        self._pause_reading()
         self.factory.room.resume(self, token, last_seq).addCallbacks(
-            self._resumed, self._resume_refused,
-            callbackArgs=(request_id,), errbackArgs=(request_id,))
+            self._resumed_first, self._resume_refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id, was))
 
-    def _resume_refused(self, failure, request_id):
-        if self._closing:
+    def _resumed_first(self, replayed, request_id):
+        if self.state is CLOSING:
+            return
+        self.state = move(self.state, JOINED)
+        self._resumed(replayed, request_id)
+        self._resume_reading()
+
+    def _resume_refused(self, failure, request_id, was):
+        if self.state is CLOSING:
             return
         self._refused(failure, request_id)
-        self.joined = False
-        self._join()
+        if was is LOGIN:
+            self.state = move(self.state, LOGIN)
+        else:
+            self._enter_room()
+        self._resume_reading()
 
     def handle_resume(self, message, request_id):
         """
@@ -548,11 +595,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         # Events still pending go out first (and skip us while we lag);
         # whatever happens next, we get events again from now on.
         room.flush()
-        if self._lagged_from is None:
-            sent = room.seq
-        else:
-            sent = self._lagged_from - 1
-        self._lagged_from = None
+        sent = self.outbox.caught_up(room.seq)
         if token != self.session:
             raise wire.ProtocolError(
                 wire.RESUME_FAILED,
@@ -564,7 +607,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             callbackArgs=(request_id,), errbackArgs=(request_id,))
 
     def _resumed(self, replayed, request_id):
-        if self._closing:
+        if self.state is CLOSING:
             return
         self.send("resumed", replayed=replayed, name=self.name, **_id_field(request_id))
         self._log("resumed its session, {replayed} events replayed", replayed=replayed)
@@ -628,7 +671,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Send C{names} in as many who frames as max_frame requires.
         """
-        if self._closing:
+        if self.state is CLOSING:
             return
         echo = _id_field(request_id)
         pages = paginate_names(
@@ -647,7 +690,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.log.failure("{name} ({peer}): request failed", failure,
                              name=self.name, peer=self.peer)
             error = wire.ProtocolError(wire.UNAVAILABLE, "the request failed; try again")
-        if not self._closing:
+        if self.state is not CLOSING:
             self.send_error(error, request_id)
 
     def handle_quit(self, message, request_id):
@@ -667,7 +710,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         Refuse a frame longer than max_frame and close.  (Twisted API.)
         """
-        if self._closing:
+        if self.state is CLOSING:
             return
         self.send_error(
             wire.ProtocolError(
@@ -693,10 +736,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         (Twisted API.)
         """
         # Whatever was under way for it (a login, a resume) ends here.
-        self._closing = True
+        self._stop()
         self.setTimeout(None)
-        self._join_call = cancelled(self._join_call)
-        self._lag_call = cancelled(self._lag_call)
+        if self.outbox is not None:
+            self.outbox.stop()
         if not self._admitted:
             return
         leave_reason = self._leave_reason
@@ -730,7 +773,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.factory.stats.replies += 1
         # Broadcasts caused by earlier frames reach us before this reply.
         self.factory.room.flush_to(self)
-        self._write(data)
+        self.outbox.write(data)
 
     def send_error(self, error, request_id=None):
         """
@@ -743,67 +786,19 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def deliver(self, seq, data):
         """
-        Send the frame of event C{seq}, unless the client is lagging too far
-        behind to take it, or its connection is closing (what it was sent
-        last stays its last frame).  (L{IChatClient}.)
+        Send the frames of events from C{seq} on, unless the client lags
+        too far behind to take them, or its connection is closing (what it
+        was sent last stays its last frame); see L{Outbox.deliver}.
+        (L{IChatClient}.)
         """
-        if self._lagged_from is not None or self._closing:
-            return
-        sendq = self.sendq
-        if (sendq.paused or len(sendq)) and (
-            sendq.size + len(data) > self.factory.settings.sendq_soft
-        ):
-            self._lag(seq)
-            return
-        self._write(data)
-
-    def _write(self, data):
-        sendq = self.sendq
-        sendq.write(data)
-        stats = self.factory.stats
-        stats.writes_out += 1
-        stats.bytes_out += len(data)
-        if sendq.size > stats.sendq_high_water:
-            stats.sendq_high_water = sendq.size
-        if sendq.size > self.factory.settings.sendq:
-            self._log(
-                "dropped: more than {limit} bytes waiting for it",
-                limit=self.factory.settings.sendq,
-            )
-            self.abort(wire.REASON_SENDQ)
-
-    def _lag(self, seq):
-        """
-        The client reads too slowly: stop sending it events, tell it so, and
-        drop it if it has not drained what waits within C{timeout}.
-        """
-        self._lagged_from = seq
-        self.send("lagged", missed_from=seq)
-        self._log("is lagging; events from {seq} not sent", seq=seq)
-        if self._lag_call is None:
-            self._lag_call = self.factory.clock.callLater(
-                self.factory.settings.timeout, self._lag_expired
-            )
+        self.outbox.deliver(seq, data)
 
     def fell_behind(self, seq):
         """
         Events from C{seq} on are lost to this node: the client is told it
         lagged, and resumes.  (L{IChatClient}.)
         """
-        if self._lagged_from is None:
-            self._lagged_from = seq
-            self.send("lagged", missed_from=seq)
-
-    def _drained(self):
-        self._lag_call = cancelled(self._lag_call)
-
-    def _lag_expired(self):
-        self._lag_call = None
-        self._log(
-            "dropped: it read nothing for {timeout} s while lagging",
-            timeout=self.factory.settings.timeout,
-        )
-        self.abort(wire.REASON_SENDQ)
+        self.outbox.fell_behind(seq)
 
     # Ending.
 
@@ -813,7 +808,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         if self._leave_reason is None:
             self._leave_reason = reason
-        self._closing = True
+        self._stop()
         self.transport.abortConnection()
 
     def close(self, reason):
@@ -822,8 +817,20 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         if self._leave_reason is None:
             self._leave_reason = reason
-        self._closing = True
-        self.sendq.close()
+        self._stop()
+        self.outbox.close()
+
+    def _stop(self):
+        """
+        The connection is closing: read nothing more, send no more events,
+        and let no timer join it to the room.
+        """
+        if self.state is CLOSING:
+            return
+        self.state = move(self.state, CLOSING)
+        self._join_call = cancelled(self._join_call)
+        if self.outbox is not None:
+            self.outbox.closing = True
 
 
 class ChatServerFactory(Factory):

@@ -94,7 +94,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
             broken("tcp.Server.socket is not a socket.socket", SENDQ_LOST))
         # Private on purpose, as is _gathering below: canaries check the
         # internals themselves, and no public call says which path is taken.
-        self.assertTrue(server.sendq._eager, broken(
+        self.assertTrue(server.outbox.queue._eager, broken(
             "twisted_chat.sendq._is_socket_transport refuses a tcp.Server", SENDQ_LOST))
 
     @defer.inlineCallbacks
@@ -112,7 +112,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
         written = []
         transport.write = written.append
         self.addCleanup(delattr, transport, "write")
-        server.sendq.write(wire.encode_frame({"type": "canary"}))
+        server.outbox.queue.write(wire.encode_frame({"type": "canary"}))
         self.assertEqual(
             written, [],
             broken("a SendQueue write on an idle tcp.Server went through "
@@ -133,7 +133,7 @@ class ServerCanaryTests(LoopbackMixin, TestCase):
                    "_tempDataLen counts",
                    "SendQueue (twisted_chat/sendq.py) can send a frame ahead "
                    "of frames Twisted still holds"))
-        server.sendq.write(wire.encode_frame({"type": "second"}))
+        server.outbox.queue.write(wire.encode_frame({"type": "second"}))
         yield client.wait_for_type("second")
         self.assertEqual(
             [m["type"] for m in client.messages if m["type"] in ("first", "second")],

@@ -280,3 +280,47 @@ class LoginTests(ServerMixin, SynchronousTestCase):
         transport.clear()
         self.login(protocol, "alice", "pw-a")
         self.assertEqual(self.received(transport)[0]["code"], wire.UNKNOWN_TYPE)
+
+
+class LoginUnderWayTests(ServerMixin, SynchronousTestCase):
+    """
+    While a login's check runs (in a thread, in production), the connection
+    waits in the login state.
+    """
+
+    def setUp(self):
+        path = temp_file(self, "alice:%s\n" % (accounts.hash_password("pw-a"),))
+        self.checks = []
+
+        def later(f, *args):
+            d = defer.Deferred()
+            self.checks.append((d, f, args))
+            return d
+
+        self.portal = accounts.portal(accounts.AuthFile(path), run=later)
+        super().setUp()
+
+    def make_factory(self, **kwargs):
+        return super().make_factory(
+            portal=self.portal, allow_plaintext_login=True, **kwargs)
+
+    def finish_check(self):
+        d, f, args = self.checks.pop(0)
+        d.callback(f(*args))
+
+    def test_resume_while_logging_in(self):
+        """
+        A resume sent while a login is being checked is refused, and the
+        login then joins as usual.
+        """
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        self.send(protocol, type="login", name="alice", password="pw-a")
+        self.send(protocol, type="resume", session="x" * 10, last_seq=0, id="r")
+        error = self.received(transport)[-1]
+        self.assertEqual((error["code"], error["id"]), (wire.BAD_FRAME, "r"))
+        self.assertEqual(error["message"], "a login is under way")
+        self.finish_check()
+        self.assertEqual(
+            [m["type"] for m in self.received(transport)], ["logged_in", "join"])
+        self.assertIn(protocol, self.factory.room)

@@ -8,7 +8,7 @@ from twisted.internet import defer
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers.memory import ServerMixin, parse_frames
+from tests.helpers.memory import ServerMixin, frame, parse_frames
 from twisted_chat import wire
 from twisted_chat.room import MemoryStore
 
@@ -227,6 +227,7 @@ class _AskingStore(MemoryStore):
     """
 
     def resume(self, client, token):
+        self.resumed = (client, token)
         self.asked = defer.Deferred()
         return self.asked
 
@@ -238,6 +239,53 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
 
     def make_factory(self, **kwargs):
         return super().make_factory(store=_AskingStore(), **kwargs)
+
+    def answer_resume(self):
+        """
+        Let the memory store answer the resume the test store was asked.
+        """
+        store = self.factory.room.store
+        MemoryStore.resume(store, *store.resumed).chainDeferred(store.asked)
+
+    def test_frames_wait_for_the_answer(self):
+        """
+        Frames sent right behind a resume wait, unread, until the room has
+        answered it: they then act under the resumed name, after resumed.
+        """
+        ((alice, alice_t), (bob, bob_t)) = self.connect_many(2)
+        self.send(alice, type="nick", name="alice")
+        self.lose(alice)
+        self.received(bob_t)
+        protocol, transport = self.connect(join=False)
+        transport.clear()
+        protocol.dataReceived(
+            frame(type="resume", session=alice.session, last_seq=self.factory.room.seq)
+            + frame(type="message", text="after resuming"))
+        self.assertEqual(self.received(transport), [])
+        self.assertEqual(self.received(bob_t), [])
+        self.answer_resume()
+        self.assertEqual(
+            [m["type"] for m in self.received(transport)], ["join", "resumed", "message"])
+        said = self.received(bob_t)
+        self.assertEqual([m["type"] for m in said], ["join", "message"])
+        self.assertEqual(said[-1]["from"], "alice")
+
+    def test_frames_wait_for_a_refusal(self):
+        """
+        A refused resume joins the connection as its new session, and the
+        frames that waited are then handled.
+        """
+        protocol, transport = self.connect(join=False)
+        welcome = self.received(transport)[0]
+        protocol.dataReceived(
+            frame(type="resume", session="gone", last_seq=0) + frame(type="who", id=7))
+        self.assertEqual(self.received(transport), [])
+        self.factory.room.store.asked.errback(
+            wire.ProtocolError(wire.RESUME_FAILED, "unknown session", oldest_seq=1))
+        messages = self.received(transport)
+        self.assertEqual(
+            [m["type"] for m in messages], ["error", "join", "who"])
+        self.assertEqual(messages[-1], {"type": "who", "names": [welcome["name"]], "id": 7})
 
     def test_refused_after_lost(self):
         """
@@ -283,10 +331,10 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         """
         self.talk(3)
         self.assertEqual(self.reader_t.value(), b"")
-        self.assertEqual(len(self.reader.sendq), 3)
+        self.assertEqual(len(self.reader.outbox.queue), 3)
         self.reader_t.producer.resumeProducing()
         self.assertEqual([m["seq"] for m in self.received(self.reader_t)], [3, 4, 5])
-        self.assertEqual(self.reader.sendq.size, 0)
+        self.assertEqual(self.reader.outbox.queue.size, 0)
 
     def test_lagged_at_soft_limit(self):
         """
@@ -295,7 +343,7 @@ class SlowReaderTests(ServerMixin, SynchronousTestCase):
         frame, whatever the others send.
         """
         self.talk(500)
-        self.assertLess(self.reader.sendq.size, self.soft + 100)
+        self.assertLess(self.reader.outbox.queue.size, self.soft + 100)
         self.reader_t.producer.resumeProducing()
         messages = self.received(self.reader_t)
         lagged = messages[-1]
@@ -451,7 +499,7 @@ class FloodTests(ServerMixin, SynchronousTestCase):
         A flooder whose socket cannot take the last error frame (it does not
         read) is aborted at once, with reason flood.
         """
-        self.alice.sendq.pauseProducing()
+        self.alice.outbox.queue.pauseProducing()
         self.say(20 + 3 * 20)
         self.assertTrue(self.alice_t.disconnected)
         self.lose(self.alice, ConnectionAborted)

@@ -641,7 +641,7 @@ class ContractTests(SynchronousTestCase):
         """
         self.assertTrue(verifyObject(IRoom, self.room))
         self.assertTrue(verifyObject(IRoomStore, self.room.store))
-        self.assertTrue(verifyObject(IRoomStore, MemoryStore()))
+        self.assertTrue(verifyObject(IRoomStore, Room(self.clock).store))
 
     def test_operations_return_deferreds(self):
         """

@@ -16,8 +16,9 @@ from twisted_chat.room.interfaces import IRoomStore
 @implementer(IRoomStore)
 class MemoryStore:
     """
-    Names, sessions and the seq counter in dicts; every event is handed to
-    the room at once.
+    Sessions and the seq counter in dicts, and the names of the room's own
+    members (in one process they are the whole room); every event is
+    handed to the room at once.
 
     A session whose connection has left stays resumable while the room's
     backlog reaches back to when it left (and while there are no more than
@@ -31,8 +32,6 @@ class MemoryStore:
         self.room = None
         self.seq = 0
         self._guests = 0
-        # Members' names by name in lower case.
-        self._names = {}
         # Every resumable session's name, by token.
         self._sessions = {}
         # Sessions whose connection ended, with the seq they ended at,
@@ -51,10 +50,7 @@ class MemoryStore:
         """
         How many members the room has.  (L{IRoomStore}.)
         """
-        return len(self._names)
-
-    def _presence(self):
-        return len(self._names) <= self.room.presence_limit
+        return len(self.room)
 
     def new_guest_name(self):
         """
@@ -63,7 +59,7 @@ class MemoryStore:
         while True:
             self._guests += 1
             name = "%s%d" % (wire.GUEST_PREFIX, self._guests)
-            if name.lower() not in self._names:
+            if not self.room.holds(name):
                 return name
 
     def publish(self, event, urgent=True):
@@ -84,10 +80,9 @@ class MemoryStore:
         Record C{member}'s name and session and announce it.
         (L{IRoomStore}.)
         """
-        self._names[member.name.lower()] = member.name
         self._sessions[member.session] = member.name
         self._ended.pop(member.session, None)
-        if self._presence():
+        if len(self.room) <= self.room.presence_limit:
             return self.publish({"type": "join", "name": member.name}, urgent=False)
         return defer.succeed(None)
 
@@ -100,7 +95,7 @@ class MemoryStore:
         if name is None:
             return defer.fail(wire.ProtocolError(
                 wire.RESUME_FAILED, "unknown session", oldest_seq=self.room.oldest_seq))
-        if name.lower() in self._names:
+        if self.room.holds(name):
             name = member.name
         member.name = name
         member.session = token
@@ -112,8 +107,8 @@ class MemoryStore:
         Free C{member}'s name, keep its session resumable, and announce it
         left unless C{quietly}.  (L{IRoomStore}.)
         """
-        was_small = self._presence()
-        del self._names[member.name.lower()]
+        # The room has let it go already: it was one more.
+        was_small = len(self.room) + 1 <= self.room.presence_limit
         if member.session in self._sessions:
             self._sessions[member.session] = member.name
             self._ended[member.session] = self.seq
@@ -143,16 +138,15 @@ class MemoryStore:
         """
         Give C{member} C{new_name} and announce it.  (L{IRoomStore}.)
         """
-        holder = self._names.get(new_name.lower())
-        if holder is not None and holder.lower() != member.name.lower():
+        holder = self.room.member(new_name)
+        if holder is not None and holder is not member:
             return defer.fail(wire.ProtocolError(
                 wire.NICK_TAKEN, "the name %s is taken" % (new_name,)))
-        old_name = member.name
-        if self._names.pop(old_name.lower(), None) is None:
+        if member not in self.room:
             # It left while a store that answers later would have waited.
             return defer.fail(wire.ProtocolError(
                 wire.UNAVAILABLE, "the connection has ended"))
-        self._names[new_name.lower()] = new_name
+        old_name = member.name
         self._sessions[member.session] = new_name
         return self.publish({"type": "nick", "old": old_name, "new": new_name})
 
@@ -160,4 +154,4 @@ class MemoryStore:
         """
         The members' names, sorted.  (L{IRoomStore}.)
         """
-        return defer.succeed(sorted(self._names.values()))
+        return defer.succeed(sorted(member.name for member in self.room.members()))
