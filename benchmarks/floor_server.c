@@ -13,7 +13,7 @@
  *                              (127.0.0.1 only; prints "listening on N")
  *
  * Messages read in one pass of the loop go out together, as one send() per
- * recipient, as twisted-chat's hub does; with --no-coalesce each message is
+ * recipient, as twisted-chat's room does; with --no-coalesce each message is
  * sent on its own, as a naive epoll server does.
  *
  * benchmarks/compare.py --floor builds and runs it itself.

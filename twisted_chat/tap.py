@@ -422,17 +422,18 @@ class ChatService(MultiService):
         shutdown_message=DEFAULT_SHUTDOWN_MESSAGE,
         grace=DEFAULT_SHUTDOWN_GRACE,
         reactor=None,
-        room=None,
+        store_service=None,
     ):
         """
         @param reactor: the reactor to hand a second signal to; with
             L{None}, signals are left alone (as tests want).
-        @param room: a service the room needs (a cluster node's Redis
-            connections): started first, stopped after every client.
+        @param store_service: a service the room's store needs (a cluster
+            node's Redis connections): started first, stopped after every
+            client.
         """
         super().__init__()
         self.factory = factory
-        self.room = room
+        self.store_service = store_service
         self.shutdown_message = shutdown_message
         self.grace = grace
         self.reactor = reactor
@@ -449,24 +450,24 @@ class ChatService(MultiService):
 
     def startService(self):
         """
-        Start the room's service, if any, then listen.  (Twisted API.)
+        Start the store's service, if any, then listen.  (Twisted API.)
         """
-        if self.room is not None:
-            self.room.startService()
+        if self.store_service is not None:
+            self.store_service.startService()
         super().startService()
 
     def stopService(self):
         """
         Stop listening, send C{shutdown} to every client and wait until all
-        connections are closed; then stop the room's service.  (Twisted API.)
+        connections are closed; then stop the store's service.  (Twisted API.)
         """
         self._catch_second_signal()
         d = defer.maybeDeferred(super().stopService)
         d.addCallback(
             lambda _: self.factory.shutdown(self.shutdown_message, self.grace)
         )
-        if self.room is not None:
-            d.addCallback(lambda _: self.room.stopService())
+        if self.store_service is not None:
+            d.addCallback(lambda _: self.store_service.stopService())
         return d
 
     def _catch_second_signal(self):
@@ -515,7 +516,7 @@ def makeService(options, reactor=None):
         factory,
         grace=options["shutdown-grace"],
         reactor=reactor if signals else None,
-        room=None if store is None else store.service(),
+        store_service=None if store is None else store.service(),
     )
     strports.service(options["port"], factory, reactor=reactor).setServiceParent(
         service

@@ -21,7 +21,7 @@ class BrokenClient(FakeClient):
         raise OSError("broken pipe")
 
 
-class HubTests(SynchronousTestCase):
+class RoomTests(SynchronousTestCase):
     """
     L{Room}.
     """

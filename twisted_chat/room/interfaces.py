@@ -46,8 +46,9 @@ class IRoom(Interface):
     refusal is a failure with a L{twisted_chat.wire.ProtocolError}, which
     the server sends to the member as an error frame.
 
-    The rest of the room (L{batch}, L{expect}, L{flush_to}, ...) is this
-    node's own delivery and answers at once.
+    The rest of the room (L{batch}, L{expect}, L{flush_to}, the members of
+    this node, ...) is this node's own and answers at once; the store
+    reads the members and delivers events through the methods at the end.
     """
 
     seq = Attribute("The seq of the last event delivered here, 0 before any.")
@@ -55,6 +56,10 @@ class IRoom(Interface):
     room_size = Attribute("How many members the whole room has.")
     ready = Attribute("Whether the room can take members yet.")
     closing = Attribute("Set by close(): leaves are no longer announced.")
+    presence_limit = Attribute(
+        "Join and leave are announced while the room has at most this many members.")
+    backlog = Attribute("The Backlog of frames kept for replay; its size is --backlog.")
+    stats = Attribute("The server's Stats, which the room adds to.")
 
     def join(member, after_seq):
         """
@@ -107,10 +112,36 @@ class IRoom(Interface):
         @return: the seq its welcome announces.
         """
 
+    def new_guest_name():
+        """
+        @return: a C{guest-...} name for a new connection (the store's).
+        """
+
+    def holds(name):
+        """
+        Whether a member of this node has C{name}, in any case.
+        """
+
+    def member(name):
+        """
+        @return: this node's member called C{name} (in any case), or
+            L{None}.
+        """
+
+    def members():
+        """
+        @return: a list of this node's members.
+        """
+
     def batch():
         """
         A context manager: events broadcast inside it go to every member
         together, as one write, at its end.
+        """
+
+    def flush():
+        """
+        Send every member now the events delivered since the last flush.
         """
 
     def flush_to(member):
@@ -123,6 +154,27 @@ class IRoom(Interface):
         """
         The server is stopping: send what is pending; leaves are not
         announced from now on.
+        """
+
+    # What the store calls.
+
+    def deliver_event(seq, data, urgent=True):
+        """
+        Keep C{data}, the frame of event C{seq} (the one after L{seq}), and
+        send it to every member; C{urgent} is false for join and leave,
+        which may wait a little for company.
+        """
+
+    def lose_events(first):
+        """
+        Events from C{first} on never reached this node: tell every member
+        it lagged.
+        """
+
+    def load(seq, frames=()):
+        """
+        Start from event C{seq}, keeping C{frames} (those up to it, oldest
+        first) for replay.
         """
 
 
