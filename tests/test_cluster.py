@@ -203,6 +203,21 @@ class TwoNodesTests(ClusterMixin, TestCase):
         yield poll(lambda: any(m.get("new") == "ALICE" for m in other.messages))
 
     @defer.inlineCallbacks
+    def test_message_right_behind_a_nick(self):
+        """
+        A message sent right behind a nick (as a piped client does) goes
+        out under the new name, although Redis answers the rename later.
+        """
+        carol = yield self.raw_client(self.b.port)
+        other = yield self.raw_client(self.a.port)
+        carol.transport.write(
+            wire.encode_frame({"type": "nick", "name": "carol"})
+            + wire.encode_frame({"type": "message", "text": "first words"}))
+        yield poll(lambda: texts(other) == ["first words"])
+        said = [m for m in other.messages if m["type"] == "message"]
+        self.assertEqual(said[0]["from"], "carol")
+
+    @defer.inlineCallbacks
     def test_guest_names_differ_between_nodes(self):
         """
         Guests on two nodes get different names.

@@ -441,22 +441,29 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._join_call = cancelled(self._join_call)
         self.factory.room.join(self, self._welcome_seq).addErrback(self._refused)
 
-    def _pause_reading(self):
+    def _read_after(self, d):
         """
-        Read nothing more until L{_resume_reading}: frames that arrive
+        What later frames do depends on the answer C{d} brings (the name a
+        resume or a rename gives): if it has not come yet (a store that asks
+        Redis), read nothing more until it has.  Frames that arrive
         meanwhile wait, in order, in the receiver's buffer and the kernel.
         """
+        if d.called:
+            return
         self.pauseProducing()
+        d.addBoth(self._go_on_reading)
 
-    def _resume_reading(self):
+    def _go_on_reading(self, result):
         """
         Go on reading, and handle the frames that waited.
         """
-        self.paused = False
-        self.transport.resumeProducing()
-        if not self._in_read:
-            # (Inside dataReceived, its loop goes on by itself.)
-            self.dataReceived(b"")
+        if self.state is not CLOSING:
+            self.paused = False
+            self.transport.resumeProducing()
+            if not self._in_read:
+                # (Inside dataReceived, its loop goes on by itself.)
+                self.dataReceived(b"")
+        return result
 
 
     # Accounts (--auth-file).
@@ -563,17 +570,17 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         # The store may have to ask elsewhere (Redis); meanwhile the
         # connection is in no room and reads nothing more, and a failure
         # joins it as its new session (with accounts, it must log in).
-        self._pause_reading()
-        self.factory.room.resume(self, token, last_seq).addCallbacks(
+        d = self.factory.room.resume(self, token, last_seq)
+        d.addCallbacks(
             self._resumed_first, self._resume_refused,
             callbackArgs=(request_id,), errbackArgs=(request_id, was))
+        self._read_after(d)
 
     def _resumed_first(self, replayed, request_id):
         if self.state is CLOSING:
             return
         self.state = move(self.state, JOINED)
         self._resumed(replayed, request_id)
-        self._resume_reading()
 
     def _resume_refused(self, failure, request_id, was):
         if self.state is CLOSING:
@@ -583,7 +590,6 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.state = move(self.state, LOGIN)
         else:
             self._enter_room()
-        self._resume_reading()
 
     def handle_resume(self, message, request_id):
         """
@@ -656,8 +662,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 "{old} ({peer}) is now {name}", old=old, name=self.name, peer=self.peer
             )
 
-        self.factory.room.rename(self, new_name).addCallbacks(
-            renamed, self._refused, errbackArgs=(request_id,))
+        # Later frames (a message) must act under the name this gives.
+        d = self.factory.room.rename(self, new_name)
+        d.addCallbacks(renamed, self._refused, errbackArgs=(request_id,))
+        self._read_after(d)
 
     def handle_who(self, message, request_id):
         """

@@ -223,11 +223,16 @@ class ResumeTests(ServerMixin, SynchronousTestCase):
 
 class _AskingStore(MemoryStore):
     """
-    A store that, like Redis, answers a resume later.
+    A store that, like Redis, answers a resume or a rename later.
     """
 
     def resume(self, client, token):
         self.resumed = (client, token)
+        self.asked = defer.Deferred()
+        return self.asked
+
+    def rename(self, client, new_name):
+        self.renamed = (client, new_name)
         self.asked = defer.Deferred()
         return self.asked
 
@@ -247,6 +252,13 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
         store = self.factory.room.store
         MemoryStore.resume(store, *store.resumed).chainDeferred(store.asked)
 
+    def answer_rename(self):
+        """
+        Let the memory store answer the rename the test store was asked.
+        """
+        store = self.factory.room.store
+        MemoryStore.rename(store, *store.renamed).chainDeferred(store.asked)
+
     def test_frames_wait_for_the_answer(self):
         """
         Frames sent right behind a resume wait, unread, until the room has
@@ -254,6 +266,7 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
         """
         ((alice, alice_t), (bob, bob_t)) = self.connect_many(2)
         self.send(alice, type="nick", name="alice")
+        self.answer_rename()
         self.lose(alice)
         self.received(bob_t)
         protocol, transport = self.connect(join=False)
@@ -286,6 +299,20 @@ class ResumeAnsweredLaterTests(ServerMixin, SynchronousTestCase):
         self.assertEqual(
             [m["type"] for m in messages], ["error", "join", "who"])
         self.assertEqual(messages[-1], {"type": "who", "names": [welcome["name"]], "id": 7})
+
+    def test_frames_wait_for_a_rename(self):
+        """
+        A message sent right behind a nick goes out under the new name: it
+        waits, unread, until the store has answered the rename.
+        """
+        ((alice, alice_t), (bob, bob_t)) = self.connect_many(2)
+        alice.dataReceived(
+            frame(type="nick", name="alice") + frame(type="message", text="hi"))
+        self.assertEqual(self.received(bob_t), [])
+        self.answer_rename()
+        said = self.received(bob_t)
+        self.assertEqual([m["type"] for m in said], ["nick", "message"])
+        self.assertEqual(said[-1]["from"], "alice")
 
     def test_refused_after_lost(self):
         """
