@@ -23,15 +23,16 @@ class Outbox:
     One connection's outgoing frames and its lag policy.
 
     @ivar queue: the L{SendQueue} of frames the client has not taken yet.
-    @ivar lagged_from: the first event this client was not sent because it
-        lagged; L{None} while it keeps up.
+    @ivar lagged: while the client lags, the first event of each room it was
+        not sent, by room (a room it has been sent everything of is not
+        there); L{None} while it keeps up.
     @ivar closing: set once the connection is closing: events are no longer
         sent, so that what it was sent last stays its last frame.
     """
 
     # Slots: a server keeps one per connection, tens of thousands.
     __slots__ = (
-        "connection", "settings", "stats", "clock", "queue", "lagged_from", "closing",
+        "connection", "settings", "stats", "clock", "queue", "lagged", "closing",
         "_lag_call")
 
     log = Logger()
@@ -39,8 +40,9 @@ class Outbox:
     def __init__(self, connection, transport, settings, stats, clock):
         """
         @param connection: the protocol it sends for; it is told to
-            C{abort(reason)} a client that must be dropped, and names the
-            client in the log (C{name}, C{peer}).
+            C{abort(reason)} a client that must be dropped, names the
+            client in the log (C{name}, C{peer}), and says what a
+            C{lagged} frame holds (C{lag_report}).
         @param settings: the server's L{ServerSettings} (C{sendq},
             C{sendq_soft}, C{timeout}).
         @param stats: the server's L{Stats}.
@@ -51,7 +53,7 @@ class Outbox:
         self.stats = stats
         self.clock = clock
         self.queue = SendQueue(transport, self._drained)
-        self.lagged_from = None
+        self.lagged = None
         self.closing = False
         self._lag_call = None
 
@@ -72,55 +74,69 @@ class Outbox:
                 "dropped: more than {limit} bytes waiting for it", limit=self.settings.sendq)
             self.connection.abort(wire.REASON_SENDQ)
 
-    def deliver(self, seq, data):
+    def deliver(self, seq, data, room):
         """
-        Queue the frames of room events from C{seq} on, unless the client
-        lags too far behind to take them, or its connection is closing.
+        Queue the frames of events of C{room} from C{seq} on, unless the
+        client lags too far behind to take them, or its connection is
+        closing.
         """
-        if self.lagged_from is not None or self.closing:
+        lagged = self.lagged
+        if lagged is not None:
+            if room not in lagged:
+                lagged[room] = seq
+            return
+        if self.closing:
             return
         queue = self.queue
         if (queue.paused or len(queue)) and (
             queue.size + len(data) > self.settings.sendq_soft
         ):
-            self._lag(seq)
+            self._lag(seq, room)
             return
         self.write(data)
 
-    def _lag(self, seq):
+    def _lag(self, seq, room):
         """
         The client reads too slowly: stop sending it events, tell it so, and
         drop it if it has not drained what waits within C{timeout}.
         """
-        self.lagged_from = seq
-        self._tell_lagged(seq)
+        self.lagged = {room: seq}
+        self._tell_lagged()
         self._log("is lagging; events from {seq} not sent", seq=seq)
         if self._lag_call is None:
             self._lag_call = self.clock.callLater(self.settings.timeout, self._lag_expired)
 
-    def fell_behind(self, seq):
+    def fell_behind(self, seq, room):
         """
-        Events from C{seq} on are lost to this node: tell the client it
-        lagged, so that it resumes.
+        Events of C{room} from C{seq} on are lost to this node: tell the
+        client it lagged, so that it resumes.
         """
-        if self.lagged_from is None:
-            self.lagged_from = seq
-            self._tell_lagged(seq)
+        if self.lagged is None:
+            self.lagged = {room: seq}
+            self._tell_lagged()
+        elif room not in self.lagged:
+            self.lagged[room] = seq
 
-    def _tell_lagged(self, seq):
+    def _tell_lagged(self):
         self.stats.replies += 1
-        self.write(wire.encode_frame({"type": "lagged", "missed_from": seq}))
+        fields = self.connection.lag_report(self.lagged)
+        self.write(wire.encode_frame(dict({"type": "lagged"}, **fields)))
 
-    def caught_up(self, seq):
+    def sent_through(self, room):
+        """
+        The last event of C{room} the client was sent: the room's last,
+        unless it lagged.
+        """
+        lagged = self.lagged
+        if lagged is None or room not in lagged:
+            return room.seq
+        return lagged[room] - 1
+
+    def caught_up(self):
         """
         The client resumes: send it events again.
-
-        @param seq: the room's last event, which it has unless it lagged.
-        @return: the last event it was really sent.
         """
-        sent = seq if self.lagged_from is None else self.lagged_from - 1
-        self.lagged_from = None
-        return sent
+        self.lagged = None
 
     def _drained(self):
         self._lag_call = cancelled(self._lag_call)

@@ -30,7 +30,8 @@ from zope.interface import implementer
 from twisted_chat import accounts, wire
 from twisted_chat.admission import Admission
 from twisted_chat._timers import cancelled
-from twisted_chat.room import IChatClient, Room
+from twisted_chat.room import IChatClient
+from twisted_chat.room.rooms import Rooms
 from twisted_chat.logs import LineBudget
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.lifecycle import CLOSING, JOINED, LOGIN, NEW, PENDING, RESUMING, move
@@ -112,6 +113,25 @@ def _peek_id(payload):
         return _echoable_id(wire.decode(payload))
     except wire.ProtocolError:
         return None
+
+
+def _check_resume_rooms(message):
+    """
+    The C{rooms} of a resume message: the last seq seen in each room, by
+    room name in lower case (none without one).
+
+    @raise wire.ProtocolError: L{wire.BAD_FRAME} if it is malformed.
+    """
+    rooms = message.get("rooms", {})
+    if not isinstance(rooms, dict):
+        raise wire.ProtocolError(wire.BAD_FRAME, '"rooms" must map room names to seqs')
+    wanted = {}
+    for name, seq in rooms.items():
+        if not wire.is_whole(seq) or seq < 0:
+            raise wire.ProtocolError(
+                wire.BAD_FRAME, '"rooms" must map room names to whole numbers, 0 or more')
+        wanted[name.lower()] = seq
+    return wanted
 
 
 def _check_resume(message):
@@ -327,7 +347,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     #
     # A ProtocolError from a handler becomes an error frame for the sender.
     # Any frame may carry an "id", which its direct reply or error echoes.
-    _HANDLED = frozenset(["heartbeat", "message", "nick", "who", "quit", "resume", "login"])
+    _HANDLED = frozenset([
+        "heartbeat", "message", "nick", "who", "quit", "resume", "login",
+        "join", "part", "rooms", "topic",
+    ])
 
     def stringReceived(self, payload):
         """
@@ -439,7 +462,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         self.state = move(self.state, JOINED)
         self._join_call = cancelled(self._join_call)
-        self.factory.room.join(self, self._welcome_seq).addErrback(self._refused)
+        self.factory.rooms.enter_lobby(self, self._welcome_seq).addErrback(self._refused)
 
     def _read_after(self, d):
         """
@@ -527,7 +550,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._logging_in = False
         if self.state is CLOSING:
             return
-        if self.factory.room.holds(name):
+        if name.lower() in self.factory.rooms.users:
             self._log("logged in as {account}, who is already here", account=name)
             self.send_error(wire.ProtocolError(
                 wire.NICK_TAKEN, "%s is already logged in" % (name,)), request_id)
@@ -580,6 +603,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if self.state is CLOSING:
             return
         self.state = move(self.state, JOINED)
+        self.factory.rooms.resumed(self)
         self._resumed(replayed, request_id)
 
     def _resume_refused(self, failure, request_id, was):
@@ -593,29 +617,71 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def handle_resume(self, message, request_id):
         """
-        Catch up on this connection's own session, after a lagged: replay
-        what it was not sent, and nothing it was.
+        Catch up on this connection's own session, after a lagged: replay,
+        in every room it is in, what it was not sent, and nothing it was.
         """
         token, last_seq = _check_resume(message)
-        room = self.factory.room
+        wanted = _check_resume_rooms(message)
+        rooms = self.factory.rooms
         # Events still pending go out first (and skip us while we lag);
         # whatever happens next, we get events again from now on.
-        room.flush()
-        sent = self.outbox.caught_up(room.seq)
+        rooms.flush()
+        mine = rooms.rooms_of(self)
+        sent = [self.outbox.sent_through(room) for room in mine]
+        self.outbox.caught_up()
         if token != self.session:
             raise wire.ProtocolError(
                 wire.RESUME_FAILED,
                 "only the first frame may resume another session",
-                oldest_seq=room.oldest_seq,
+                oldest_seq=rooms.lobby.oldest_seq,
             )
-        room.resume(self, token, max(last_seq, sent)).addCallbacks(
-            self._resumed, self._refused,
+        results = []
+        for room, sent_through in zip(mine, sent):
+            seen = last_seq if room.lobby else wanted.get(room.key)
+            if seen is None:
+                # Not asked for: it goes on from now.
+                self._send_joined(room)
+                continue
+            d = room.resume(self, token, max(seen, sent_through))
+            d.addErrback(self._room_resume_failed, room, request_id)
+            results.append(d.addCallback(lambda count, room=room: (room, count)))
+        defer.gatherResults(results).addCallbacks(
+            self._resumed_rooms, self._refused,
             callbackArgs=(request_id,), errbackArgs=(request_id,))
 
-    def _resumed(self, replayed, request_id):
+    def _room_resume_failed(self, failure, room, request_id):
+        """
+        A room whose events the client missed are no longer kept: it is
+        told so, and goes on from now (it stays in the room).
+        """
+        failure.trap(wire.ProtocolError)
+        error = failure.value
+        if room.lobby:
+            # As it always was: the error alone.
+            self.send_error(error, request_id)
+        else:
+            self.send_error(wire.ProtocolError(
+                error.code, error.message, room=room.name, **error.fields), request_id)
+            self._send_joined(room)
+        return None
+
+    def _resumed_rooms(self, counts, request_id):
+        counted = [(room, count) for room, count in counts if count is not None]
+        if not counted and all(room.lobby for room, _ in counts):
+            # A client in the lobby alone whose resume failed: nothing
+            # more, as it always was.
+            return
+        replayed = sum(count for _, count in counted)
+        fields = {}
+        if any(not room.lobby for room, _ in counted):
+            fields["rooms"] = {room.name: count for room, count in counted}
+        self._resumed(replayed, request_id, **fields)
+
+    def _resumed(self, replayed, request_id, **fields):
         if self.state is CLOSING:
             return
-        self.send("resumed", replayed=replayed, name=self.name, **_id_field(request_id))
+        self.send("resumed", replayed=replayed, name=self.name, **fields,
+                  **_id_field(request_id))
         self._log("resumed its session, {replayed} events replayed", replayed=replayed)
 
     def handle_heartbeat(self, message, request_id):
@@ -637,12 +703,24 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
 
     def handle_message(self, message, request_id):
         """
-        Broadcast a chat message.
+        Broadcast a chat message to a room (the lobby without C{room}).
         """
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
+        if "to" in message:
+            raise wire.ProtocolError(
+                wire.BAD_FRAME, "direct messages are not supported by this server yet")
+        room = self._room_of(message)
         if self.factory.settings.verbose:
             self._log("says: {text}", text=wire.sanitize(text))
-        self.factory.room.message(self, text).addErrback(self._refused, request_id)
+        room.message(self, text).addErrback(self._refused, request_id)
+
+    def _room_of(self, message):
+        """
+        The room a frame is for, which this client must be in.
+
+        @raise wire.ProtocolError: L{wire.BAD_ROOM}, L{wire.NOT_IN_ROOM}.
+        """
+        return self.factory.rooms.in_room(self, wire.check_room(message))
 
     def handle_nick(self, message, request_id):
         """
@@ -663,30 +741,114 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             )
 
         # Later frames (a message) must act under the name this gives.
-        d = self.factory.room.rename(self, new_name)
+        d = self.factory.rooms.rename(self, new_name)
         d.addCallbacks(renamed, self._refused, errbackArgs=(request_id,))
         self._read_after(d)
 
     def handle_who(self, message, request_id):
         """
-        List the room, in as many frames as max_frame requires.
+        List a room (the lobby without C{room}; any room may be listed), in
+        as many frames as max_frame requires.
         """
-        self.factory.room.names().addCallbacks(
+        self.factory.rooms.names(wire.check_room(message)).addCallbacks(
             self._send_who, self._refused,
             callbackArgs=(request_id,), errbackArgs=(request_id,))
 
-    def _send_who(self, names, request_id):
+    def _send_who(self, listed, request_id):
         """
-        Send C{names} in as many who frames as max_frame requires.
+        Send the names of a room in as many who frames as max_frame
+        requires; a room other than the lobby also says who its operators
+        are.
         """
         if self.state is CLOSING:
             return
-        echo = _id_field(request_id)
+        room, names, ops = listed
+        fields = _id_field(request_id)
+        if not room.lobby:
+            fields = dict(fields, room=room.name, ops=ops)
         pages = paginate_names(
-            names, self.factory.settings.max_frame, len(wire.encode(echo)) if echo else 0)
+            names, self.factory.settings.max_frame, len(wire.encode(fields)) if fields else 0)
         for page in pages[:-1]:
-            self.send("who", names=page, more=True, **echo)
-        self.send("who", names=pages[-1], **echo)
+            self.send("who", names=page, more=True, **fields)
+        self.send("who", names=pages[-1], **fields)
+
+    def handle_join(self, message, request_id):
+        """
+        Enter a room, making it if it does not exist: C{joined} first, then
+        every event of the room from its next seq.
+        """
+        rooms = self.factory.rooms
+        room, already = rooms.open(self, wire.check_room(message))
+        self._send_joined(room, request_id, joining=not already)
+        if not already:
+            rooms.join(self, room).addErrback(self._refused)
+
+    def _send_joined(self, room, request_id=None, joining=False):
+        """
+        Tell the client it is in C{room}, from the room's next event on.
+        """
+        members = room.room_size + (1 if joining else 0)
+        self.send(
+            "joined", room=room.name, seq=room.seq, topic=room.topic, members=members,
+            presence=members <= room.presence_limit, **_id_field(request_id))
+
+    def handle_part(self, message, request_id):
+        """
+        Leave one room; the client gets its own leave event as its last of
+        the room, or C{parted} when the room is too large to announce it.
+        """
+        name = wire.check_room(message)
+        farewell = message.get("message")
+        try:
+            farewell = wire.check_text(farewell, self.factory.settings.max_text, "message")
+        except wire.ProtocolError:
+            farewell = None
+        self.factory.rooms.part(self, name, farewell).addCallbacks(
+            self._parted, self._refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id,))
+
+    def _parted(self, result, request_id):
+        room, told = result
+        if not told and self.state is not CLOSING:
+            self.send("parted", room=room.name, seq=room.seq, **_id_field(request_id))
+
+    def handle_rooms(self, message, request_id):
+        """
+        List the rooms (those whose name starts with C{match}), in as many
+        frames as max_frame requires.
+        """
+        match = message.get("match")
+        if match is not None and (not isinstance(match, str) or len(match) > wire.NAME_MAX):
+            raise wire.ProtocolError(wire.BAD_FRAME, '"match" must be a room name prefix')
+        listed = self.factory.rooms.listing(match)
+        echo = _id_field(request_id)
+        budget = self.factory.settings.max_frame - _WHO_OVERHEAD - len(wire.encode(echo))
+        pages, page, size = [], [], 0
+        for entry in listed:
+            cost = len(wire.encode(entry)) + 1
+            if page and size + cost > budget:
+                pages.append(page)
+                page, size = [], 0
+            page.append(entry)
+            size += cost
+        pages.append(page)
+        for page in pages[:-1]:
+            self.send("rooms", rooms=page, more=True, **echo)
+        self.send("rooms", rooms=pages[-1], **echo)
+
+    def handle_topic(self, message, request_id):
+        """
+        Set the topic of a room, as one of its operators.
+        """
+        name = wire.check_room(message)
+        topic = message.get("topic")
+        if not isinstance(topic, str):
+            raise wire.ProtocolError(wire.BAD_FRAME, '"topic" must be a string')
+        if len(topic) > wire.TOPIC_MAX:
+            raise wire.ProtocolError(
+                wire.TEXT_TOO_LONG, "a topic is at most %d characters" % (wire.TOPIC_MAX,),
+                **({} if name.lower() == wire.LOBBY else {"room": name}))
+        self.factory.rooms.set_topic(self, name, topic).addErrback(self._refused, request_id)
 
     def _refused(self, failure, request_id=None):
         """
@@ -759,7 +921,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._log("TLS failed: {error}", error=reason.getErrorMessage())
         self._log_routine("left: " + leave_reason, "left: {reason}", reason=leave_reason)
         self.factory.stats.leaves[leave_reason] += 1
-        self.factory.room.leave(self, leave_reason, self._leave_message).addErrback(
+        self.factory.rooms.leave(self, leave_reason, self._leave_message).addErrback(
             lambda failure: self.log.failure(
                 "{name} ({peer}): leaving failed", failure, name=self.name, peer=self.peer))
         self.factory.connection_lost(self)
@@ -780,7 +942,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         self.factory.stats.replies += 1
         # Broadcasts caused by earlier frames reach us before this reply.
-        self.factory.room.flush_to(self)
+        self.factory.rooms.flush_to(self)
         self.outbox.write(data)
 
     def send_error(self, error, request_id=None):
@@ -792,21 +954,39 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self.send("error", code=error.code, message=error.message, **error.fields,
                   **_id_field(request_id))
 
-    def deliver(self, seq, data):
+    def deliver(self, seq, data, room):
         """
-        Send the frames of events from C{seq} on, unless the client lags
-        too far behind to take them, or its connection is closing (what it
-        was sent last stays its last frame); see L{Outbox.deliver}.
-        (L{IChatClient}.)
+        Send the frames of events of C{room} from C{seq} on, unless the
+        client lags too far behind to take them, or its connection is
+        closing (what it was sent last stays its last frame); see
+        L{Outbox.deliver}.  (L{IChatClient}.)
         """
-        self.outbox.deliver(seq, data)
+        self.outbox.deliver(seq, data, room)
 
-    def fell_behind(self, seq):
+    def fell_behind(self, seq, room):
         """
-        Events from C{seq} on are lost to this node: the client is told it
-        lagged, and resumes.  (L{IChatClient}.)
+        Events of C{room} from C{seq} on are lost to this node: the client
+        is told it lagged, and resumes.  (L{IChatClient}.)
         """
-        self.outbox.fell_behind(seq)
+        self.outbox.fell_behind(seq, room)
+
+    def lag_report(self, lagged):
+        """
+        What a C{lagged} frame says: for every room the client is in, the
+        first event it was not sent (C{missed_from} for the lobby, as it
+        always was; C{rooms} for the others).  (For L{Outbox}.)
+        """
+        fields = {}
+        others = {}
+        for room in self.factory.rooms.rooms_of(self) or list(lagged):
+            first = lagged[room] if room in lagged else room.next_for(self)
+            if room.lobby:
+                fields["missed_from"] = first
+            else:
+                others[room.name] = first
+        if others:
+            fields["rooms"] = others
+        return fields
 
     # Ending.
 
@@ -876,14 +1056,17 @@ class ChatServerFactory(Factory):
         self.clock = clock
         self.random = Random() if random is None else random
         self.settings = ServerSettings(**settings)
-        self.room = Room(
+        self.rooms = Rooms(
             clock,
             self.settings.backlog,
             presence_limit=self.settings.presence_limit,
             coalesce=coalesce,
             hold_limit=self.settings.sendq,
             store=store,
+            max_rooms=self.settings.max_rooms,
+            max_rooms_per_client=self.settings.max_rooms_per_client,
         )
+        self.room = self.rooms.lobby
         self.stats = self.room.stats
         self.portal = portal
         self.line_budget = LineBudget(clock, self.settings.log_rate)
@@ -950,7 +1133,7 @@ class ChatServerFactory(Factory):
 
         @return: a Deferred that fires when every connection has closed.
         """
-        self.room.close()
+        self.rooms.close()
         if not self.connections:
             return defer.succeed(None)
         self.log.info(

@@ -92,6 +92,20 @@ many users share an address behind NAT or a proxy and no default fits them
 all.
 """
 
+DEFAULT_MAX_ROOMS_PER_CLIENT = 100
+"""
+C{--max-rooms-per-client}: rooms one connection may be in at once (the
+lobby counts); enough for any person, and a bound on what one client's
+joins cost the server.
+"""
+
+DEFAULT_MAX_ROOMS = 10000
+"""
+C{--max-rooms}: rooms the server keeps at once (the lobby counts); a room
+that empties is forgotten, so this bounds what clients making rooms can
+cost it.
+"""
+
 DEFAULT_PRESENCE_LIMIT = 1000
 """
 C{--presence-limit}: join and leave are broadcast only while the room has at
@@ -198,6 +212,8 @@ class ServerSettings:
     @ivar max_clients: see L{DEFAULT_MAX_CLIENTS}.
     @ivar max_per_ip: see L{DEFAULT_MAX_PER_IP}.
     @ivar presence_limit: see L{DEFAULT_PRESENCE_LIMIT}.
+    @ivar max_rooms_per_client: see L{DEFAULT_MAX_ROOMS_PER_CLIENT}.
+    @ivar max_rooms: see L{DEFAULT_MAX_ROOMS}.
     @ivar log_rate: see L{DEFAULT_LOG_RATE}.
     @ivar allow_plaintext_login: with accounts, accept passwords without
         TLS; off, since a password sent in the clear can be read.
@@ -217,6 +233,8 @@ class ServerSettings:
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_per_ip: int = DEFAULT_MAX_PER_IP
     presence_limit: int = DEFAULT_PRESENCE_LIMIT
+    max_rooms_per_client: int = DEFAULT_MAX_ROOMS_PER_CLIENT
+    max_rooms: int = DEFAULT_MAX_ROOMS
     log_rate: int = DEFAULT_LOG_RATE
     allow_plaintext_login: bool = False
     verbose: bool = False

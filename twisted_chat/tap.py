@@ -26,6 +26,8 @@ from twisted_chat.settings import (
     DEFAULT_LOG_RATE,
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_PER_IP,
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOMS_PER_CLIENT,
     DEFAULT_PRESENCE_LIMIT,
     DEFAULT_RATE,
     DEFAULT_SHUTDOWN_GRACE,
@@ -257,6 +259,22 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "max-rooms-per-client",
+            None,
+            DEFAULT_MAX_ROOMS_PER_CLIENT,
+            "Most rooms one connection may be in at once, the lobby included "
+            "(too_many_rooms).",
+            _int,
+        ],
+        [
+            "max-rooms",
+            None,
+            DEFAULT_MAX_ROOMS,
+            "Most rooms the server keeps at once, the lobby included; a room "
+            "that empties is forgotten (too_many_rooms).",
+            _int,
+        ],
+        [
             "log-rate",
             None,
             DEFAULT_LOG_RATE,
@@ -367,6 +385,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-per-ip must be 0 (no limit) or more")
         if self["presence-limit"] < 0:
             raise usage.UsageError("--presence-limit must be 0 or more")
+        if self["max-rooms-per-client"] < 1:
+            raise usage.UsageError("--max-rooms-per-client must be at least 1")
+        if self["max-rooms"] < 1:
+            raise usage.UsageError("--max-rooms must be at least 1")
         if self["log-rate"] < 0:
             raise usage.UsageError("--log-rate must be 0 or more")
         if not self["shutdown-grace"] >= 0:

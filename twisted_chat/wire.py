@@ -60,6 +60,20 @@ UNAVAILABLE = "unavailable"
 AUTH_FAILED = "auth_failed"
 #: The client was dropped for flooding; the last frame it is sent.
 FLOODING = "flooding"
+#: Rooms (docs/protocol.rst, "Rooms"): a room name that is not one.
+BAD_ROOM = "bad_room"
+#: Asked about a room that does not exist.
+NO_SUCH_ROOM = "no_such_room"
+#: A frame for a room the client is not in.
+NOT_IN_ROOM = "not_in_room"
+#: Moderation by someone who is not an operator of the room.
+NOT_OP = "not_op"
+#: A join of a room the client is banned from.
+BANNED = "banned"
+#: A direct message, kick or op for a name nobody online has.
+NO_SUCH_USER = "no_such_user"
+#: --max-rooms-per-client or --max-rooms reached.
+TOO_MANY_ROOMS = "too_many_rooms"
 ERROR_CODES = frozenset(
     [
         BAD_FRAME,
@@ -75,8 +89,21 @@ ERROR_CODES = frozenset(
         UNAVAILABLE,
         AUTH_FAILED,
         FLOODING,
+        BAD_ROOM,
+        NO_SUCH_ROOM,
+        NOT_IN_ROOM,
+        NOT_OP,
+        BANNED,
+        NO_SUCH_USER,
+        TOO_MANY_ROOMS,
     ]
 )
+
+#: The room every connection is in from its welcome; frames without a
+#: "room" member are the lobby's.
+LOBBY = "lobby"
+#: The longest topic, in characters.
+TOPIC_MAX = 256
 
 # Leave reasons (the "reason" member of a leave event).
 REASON_QUIT = "quit"
@@ -86,6 +113,10 @@ REASON_TIMEOUT = "timeout"
 REASON_ERROR = "error"
 REASON_SENDQ = "sendq"
 REASON_FLOOD = "flood"
+#: A client left one room (part); kicked, by an operator.
+REASON_PART = "part"
+REASON_KICKED = "kicked"
+#: The reasons a connection ends (part and kicked end one membership only).
 LEAVE_REASONS = frozenset(
     [
         REASON_QUIT,
@@ -312,6 +343,23 @@ def check_text(text, max_text, field="text"):
     if not _is_unicode(text):
         raise ProtocolError(BAD_FRAME, '"%s" is not valid Unicode' % (field,))
     return text
+
+
+def check_room(message):
+    """
+    The room a client frame is for: its C{room} member, the lobby without
+    one.
+
+    @raise ProtocolError: L{BAD_ROOM} unless it is 1 to 32 of
+        C{A-Z a-z 0-9 _ -}.
+    """
+    room = message.get("room", LOBBY)
+    if not isinstance(room, str) or _NAME_RE.fullmatch(room) is None:
+        raise ProtocolError(
+            BAD_ROOM,
+            "a room name is 1 to %d of the characters A-Z a-z 0-9 _ -" % (NAME_MAX,),
+        )
+    return room
 
 
 def check_nick(name):

@@ -21,7 +21,7 @@ class FakeClient:
         self.aborted = None
         self.behind = []
 
-    def deliver(self, seq, data):
+    def deliver(self, seq, data, room=None):
         """
         Record the frame C{data}.
         """
@@ -33,7 +33,7 @@ class FakeClient:
         """
         self.aborted = reason
 
-    def fell_behind(self, seq):
+    def fell_behind(self, seq, room=None):
         """
         Record that this member fell behind at C{seq}.
         """

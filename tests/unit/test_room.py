@@ -17,7 +17,7 @@ class BrokenClient(FakeClient):
     A member whose sends fail.
     """
 
-    def deliver(self, seq, data):
+    def deliver(self, seq, data, room=None):
         raise OSError("broken pipe")
 
 
@@ -459,7 +459,7 @@ class BatchTests(SynchronousTestCase):
         deliver is told the seq of the first event in the write.
         """
         seen = []
-        self.bob.deliver = lambda seq, data: seen.append(seq)
+        self.bob.deliver = lambda seq, data, room: seen.append(seq)
         with self.room.batch():
             self.room.message(self.alice, "a")
             self.room.message(self.alice, "b")

@@ -592,7 +592,7 @@ class ErrorTests(ServerMixin, SynchronousTestCase):
         Types only the server sends, and names of Python attributes, are
         unknown_type.
         """
-        for kind in ["welcome", "join", "error", "__class__", "send"]:
+        for kind in ["welcome", "joined", "leave", "error", "__class__", "send"]:
             self.assertError(frame(type=kind), "unknown_type")
         self.assertStillServed()
 
@@ -1138,13 +1138,14 @@ class FellBehindTests(ServerMixin, SynchronousTestCase):
         """
         protocol, transport = self.connect()
         transport.clear()
-        protocol.fell_behind(7)
-        protocol.fell_behind(8)
+        lobby = self.factory.room
+        protocol.fell_behind(7, lobby)
+        protocol.fell_behind(8, lobby)
         self.assertEqual(self.received(transport), [{"type": "lagged", "missed_from": 7}])
-        protocol.deliver(9, frame(type="message", seq=9))
+        protocol.deliver(9, frame(type="message", seq=9), lobby)
         self.assertEqual(self.received(transport), [])
         # Its resume fails (the node has no such events) but ends the lag.
         self.send(protocol, type="resume", session=protocol.session, last_seq=6)
         self.assertEqual(self.received(transport)[0]["code"], wire.RESUME_FAILED)
-        protocol.deliver(10, frame(type="message", seq=10))
+        protocol.deliver(10, frame(type="message", seq=10), lobby)
         self.assertEqual(self.received(transport), [{"type": "message", "seq": 10}])

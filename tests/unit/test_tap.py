@@ -37,6 +37,8 @@ DEFAULTS = {
     "max-clients": 10000,
     "max-per-ip": 0,
     "presence-limit": 1000,
+    "max-rooms-per-client": 100,
+    "max-rooms": 10000,
     "log-rate": 100,
     "shutdown-grace": 2.0,
     "redis": None,
@@ -88,6 +90,8 @@ class OptionsTests(SynchronousTestCase):
             "--max-clients", "7",
             "--max-per-ip", "2",
             "--presence-limit", "10",
+            "--max-rooms-per-client", "4",
+            "--max-rooms", "50",
             "--log-rate", "0",
             "--shutdown-grace", "0",
             "--node-timeout", "3",
@@ -109,6 +113,8 @@ class OptionsTests(SynchronousTestCase):
                 "max-clients": 7,
                 "max-per-ip": 2,
                 "presence-limit": 10,
+                "max-rooms-per-client": 4,
+                "max-rooms": 50,
                 "log-rate": 0,
                 "shutdown-grace": 0.0,
                 "redis": None,
@@ -123,6 +129,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((settings.sendq_soft, settings.max_per_ip), (65536, 2))
         self.assertIs(settings.verbose, True)
         self.assertEqual(settings.presence_limit, 10)
+        self.assertEqual((settings.max_rooms_per_client, settings.max_rooms), (4, 50))
 
     def test_endpoint_strings(self):
         """
@@ -173,6 +180,8 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--backlog", "-5"], "--backlog must be 0 or more")
         self.assertUsageError(["--shutdown-grace", "-1"], "--shutdown-grace must be 0")
         self.assertUsageError(["--presence-limit", "-1"], "--presence-limit must be 0")
+        self.assertUsageError(["--max-rooms-per-client", "0"], "at least 1")
+        self.assertUsageError(["--max-rooms", "0"], "--max-rooms must be at least 1")
         self.assertUsageError(["--log-rate", "-1"], "--log-rate must be 0")
 
     def test_frame_limits(self):

@@ -17,10 +17,11 @@ class IChatClient(Interface):
     name = Attribute("The member's current name; the room assigns it.")
     session = Attribute("The member's session token.")
 
-    def deliver(seq, data):
+    def deliver(seq, data, room):
         """
         Queue frame bytes (length prefixes included): the frames of events
-        C{seq}, C{seq + 1}, ..., one or more, back to back.
+        C{seq}, C{seq + 1}, ... of C{room} (an L{IRoom}), one or more, back
+        to back.
         """
 
     def abort(reason):
@@ -28,9 +29,9 @@ class IChatClient(Interface):
         Drop the member's connection at once; C{reason} is a leave reason.
         """
 
-    def fell_behind(seq):
+    def fell_behind(seq, room):
         """
-        The room could not keep events from C{seq} on for this member (a
+        C{room} could not keep its events from C{seq} on for this member (a
         cluster node fell too far behind the stream): tell it, as if it had
         lagged, and send it nothing until it resumes.
         """

@@ -28,8 +28,14 @@ class MemoryStore:
     #: A process's memory is there from the start.
     ready = True
 
-    def __init__(self):
+    def __init__(self, users=None):
+        """
+        @param users: the server's users, by name in lower case, when it
+            has rooms other than this one (L{twisted_chat.room.Rooms}); by
+            default the room's own members are all the users there are.
+        """
         self.room = None
+        self.users = users
         self.seq = 0
         self._guests = 0
         # Every resumable session's name, by token.
@@ -44,6 +50,8 @@ class MemoryStore:
         """
         self.room = room
         self.seq = room.seq
+        if self.users is None:
+            self.users = room.members_by_name
 
     @property
     def room_size(self):
@@ -59,7 +67,7 @@ class MemoryStore:
         while True:
             self._guests += 1
             name = "%s%d" % (wire.GUEST_PREFIX, self._guests)
-            if not self.room.holds(name):
+            if name.lower() not in self.users:
                 return name
 
     def publish(self, event, urgent=True):
@@ -83,7 +91,7 @@ class MemoryStore:
         self._sessions[member.session] = member.name
         self._ended.pop(member.session, None)
         if len(self.room) <= self.room.presence_limit:
-            return self.publish({"type": "join", "name": member.name}, urgent=False)
+            return self.publish(self.room.event("join", name=member.name), urgent=False)
         return defer.succeed(None)
 
     def resume(self, member, token):
@@ -95,7 +103,7 @@ class MemoryStore:
         if name is None:
             return defer.fail(wire.ProtocolError(
                 wire.RESUME_FAILED, "unknown session", oldest_seq=self.room.oldest_seq))
-        if self.room.holds(name):
+        if name.lower() in self.users:
             name = member.name
         member.name = name
         member.session = token
@@ -115,7 +123,7 @@ class MemoryStore:
             self._forget_ended()
         if quietly or not was_small:
             return defer.succeed(None)
-        event = {"type": "leave", "name": member.name, "reason": reason}
+        event = self.room.event("leave", name=member.name, reason=reason)
         if message is not None:
             event["message"] = message
         return self.publish(event, urgent=False)
@@ -138,7 +146,7 @@ class MemoryStore:
         """
         Give C{member} C{new_name} and announce it.  (L{IRoomStore}.)
         """
-        holder = self.room.member(new_name)
+        holder = self.users.get(new_name.lower())
         if holder is not None and holder is not member:
             return defer.fail(wire.ProtocolError(
                 wire.NICK_TAKEN, "the name %s is taken" % (new_name,)))
@@ -148,7 +156,7 @@ class MemoryStore:
                 wire.UNAVAILABLE, "the connection has ended"))
         old_name = member.name
         self._sessions[member.session] = new_name
-        return self.publish({"type": "nick", "old": old_name, "new": new_name})
+        return self.publish(self.room.event("nick", old=old_name, new=new_name))
 
     def names(self):
         """

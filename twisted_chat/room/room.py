@@ -29,54 +29,62 @@ from twisted_chat.room.memory import MemoryStore
 PRESENCE_DELAY = 0.01
 
 
-def _deliver_after(client, seen, first, frames, joined=None):
+def _deliver_after(client, seen, first, frames, room, joined=None):
     """
     Send C{client} those of C{frames} (the frames of events C{first},
-    C{first + 1}, ...) that come after C{seen}, the last event it has.
+    C{first + 1}, ... of C{room}) that come after C{seen}, the last event
+    it has.
 
     @param joined: all of C{frames} already joined, if to hand.
     @return: how many frames it was sent.
     """
     if seen < first:
-        client.deliver(first, joined if joined is not None else b"".join(frames))
+        client.deliver(first, joined if joined is not None else b"".join(frames), room)
         return len(frames)
     if seen < first + len(frames) - 1:
-        client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]))
+        client.deliver(seen + 1, b"".join(frames[seen + 1 - first :]), room)
         return first + len(frames) - 1 - seen
     return 0
 
 
-def _send_replay(client, frames):
+def _send_replay(client, frames, room):
     """
-    Send C{client} (seq, frame) pairs from L{Backlog.replay}, as one write.
+    Send C{client} (seq, frame) pairs of C{room} from L{Backlog.replay}, as
+    one write.
 
     @return: how many frames it was sent.
     """
     if frames:
-        client.deliver(frames[0][0], b"".join(data for _, data in frames))
+        client.deliver(frames[0][0], b"".join(data for _, data in frames), room)
     return len(frames)
 
 
-class _Batch:
+class Batching:
     """
-    The context manager of L{Room.batch}, made once per room: the server
-    opens a batch around every read, and a generator-based one is a tenth
-    of the cost of answering a heartbeat.
+    The context manager of L{Room.batch}, shared by every room of a server
+    and made once: the server opens a batch around every read (a
+    generator-based one is a tenth of the cost of answering a heartbeat),
+    and the rooms that got events inside it flush at its end.
     """
 
-    __slots__ = ("room",)
+    __slots__ = ("depth", "dirty")
 
-    def __init__(self, room):
-        self.room = room
+    def __init__(self):
+        self.depth = 0
+        # The rooms with events to send at the end of the batch.
+        self.dirty = []
 
     def __enter__(self):
-        self.room._depth += 1
+        self.depth += 1
 
     def __exit__(self, *exc_info):
-        room = self.room
-        room._depth -= 1
-        if room._depth == 0 and room._pending:
-            room._request_flush()
+        self.depth -= 1
+        if self.depth == 0 and self.dirty:
+            dirty, self.dirty = self.dirty, []
+            for room in dirty:
+                room._dirty = False
+                if room._pending:
+                    room._request_flush()
         return False
 
 
@@ -92,8 +100,13 @@ class Room:
     whole reactor iteration.  Either way each event is encoded once, and
     every member gets the same bytes in the same order.
 
+    @ivar name: the room's name, as its creator wrote it (L{wire.LOBBY}
+        for the room every connection starts in).
+    @ivar key: the name in lower case, by which the room is found.
     @ivar store: the L{IRoomStore}.
     @ivar backlog: the L{Backlog} of frames kept for replay.
+    @ivar topic: the room's topic, L{None} before one is set.
+    @ivar ops: the session tokens of the room's operators.
     @ivar closing: set by L{close}; leaves are then no longer announced.
     @ivar presence_limit: join and leave are broadcast only while the room
         has at most this many members.
@@ -109,6 +122,10 @@ class Room:
         coalesce=False,
         hold_limit=settings.DEFAULT_SENDQ,
         store=None,
+        name=wire.LOBBY,
+        batching=None,
+        seq=0,
+        stats=None,
     ):
         """
         @param clock: an L{IReactorTime}; message events carry its time.
@@ -119,13 +136,25 @@ class Room:
         @param hold_limit: see L{Backlog.hold_limit}; the server passes its
             C{sendq}, the most it holds for any one client.
         @param store: the L{IRoomStore}; a new L{MemoryStore} by default.
+        @param name: see L{name}.
+        @param batching: the L{Batching} shared by the server's rooms; a
+            room of its own by default.
+        @param seq: the room's last event before this node knew it (a room
+            made again under a name continues its sequence).
+        @param stats: the server's L{Stats}; new ones by default.
         """
         self.clock = clock
-        self.stats = Stats()
+        self.name = name
+        self.key = name.lower()
+        self.lobby = self.key == wire.LOBBY
+        self.topic = None
+        self.ops = set()
+        self.stats = Stats() if stats is None else stats
         self.closing = False
         self.presence_limit = presence_limit
         self.coalesce = coalesce
         self.backlog = Backlog(backlog, hold_limit)
+        self.backlog.seq = seq
         # Frames delivered but not yet sent to the members.
         self._pending = []
         # Whether a pending event must not wait (anything but presence).
@@ -133,8 +162,9 @@ class Room:
         # Members that were sent pending events early (they joined, or were
         # about to get a reply), with the seq they have.
         self._caught_up = {}
-        self._depth = 0
-        self._batch = _Batch(self)
+        self._batch = Batching() if batching is None else batching
+        # Whether the room is in its batch's dirty list.
+        self._dirty = False
         self._flush_call = None
         # This node's members, by name in lower case and by session.
         self._members = {}
@@ -179,11 +209,45 @@ class Room:
 
     # This node's members.
 
+    @property
+    def members_by_name(self):
+        """
+        This node's members by name in lower case (a live dict: do not
+        change it).
+        """
+        return self._members
+
+    def event(self, type, **fields):
+        """
+        A new event of this room: C{fields} after C{type}, and the room's
+        name unless it is the lobby (whose frames are as they always were).
+        """
+        event = {"type": type}
+        if not self.lobby:
+            event["room"] = self.name
+        event.update(fields)
+        return event
+
+    def next_for(self, client):
+        """
+        The first event of this room C{client} has not been sent.
+        """
+        sent = self._caught_up.get(client)
+        if sent is None:
+            sent = self.backlog.seq - len(self._pending)
+        return sent + 1
+
     def members(self):
         """
         This node's members.
         """
         return list(self._members.values())
+
+    def longest_present(self):
+        """
+        The member of this node that joined first, or L{None}.
+        """
+        return next(iter(self._by_session.values()), None)
 
     def member(self, name):
         """
@@ -238,7 +302,7 @@ class Room:
         seq = self.backlog.seq
         first = seq - len(pending) + 1
         self.stats.deliveries += _deliver_after(
-            client, self._caught_up.get(client, 0), first, pending)
+            client, self._caught_up.get(client, 0), first, pending, self)
         self._caught_up[client] = seq
 
     def flush(self):
@@ -263,7 +327,8 @@ class Room:
         delivered = 0
         for client in list(self._members.values()):
             try:
-                delivered += _deliver_after(client, caught_up.get(client, 0), first, frames, data)
+                delivered += _deliver_after(
+                    client, caught_up.get(client, 0), first, frames, self, data)
             except Exception:
                 self.log.failure("sending to {name} failed", name=client.name)
                 failed.append(client)
@@ -282,11 +347,16 @@ class Room:
         """
         self.stats.events += 1
         self.backlog.append(seq, data)
-        self._pending.append(data)
+        pending = self._pending
+        pending.append(data)
         if urgent:
             self._urgent = True
-        if self._depth == 0:
+        batch = self._batch
+        if batch.depth == 0:
             self._request_flush()
+        elif not self._dirty:
+            self._dirty = True
+            batch.dirty.append(self)
 
     def lose_events(self, first):
         """
@@ -297,7 +367,7 @@ class Room:
         self.flush()
         self.backlog.reset(self.backlog.seq)
         for client in list(self._members.values()):
-            client.fell_behind(first)
+            client.fell_behind(first, self)
 
     def load(self, seq, frames=()):
         """
@@ -335,9 +405,9 @@ class Room:
             self.log.warn(
                 "{name} joins after event {seq}, which is no longer kept: it "
                 "is told it lagged", name=client.name, seq=after_seq + 1)
-            client.fell_behind(after_seq + 1)
+            client.fell_behind(after_seq + 1, self)
             return
-        self.stats.deliveries += _send_replay(client, frames)
+        self.stats.deliveries += _send_replay(client, frames, self)
         # The replay reached the newest event, pending ones included.
         self._caught_up[client] = self.backlog.seq
 
@@ -389,7 +459,7 @@ class Room:
             return defer.fail()
         old = self._by_session.get(token)
         if old is not None and old in self:
-            self.stats.deliveries += _send_replay(client, frames)
+            self.stats.deliveries += _send_replay(client, frames, self)
             self.backlog.forget(client)
             if old is not client:
                 self._remove(old)
@@ -421,10 +491,10 @@ class Room:
         later = self.backlog.replay(asked_at)
         if later is not None and self._pending:
             later = later[: len(later) - len(self._pending)]
-        self.stats.deliveries += _send_replay(client, frames + (later or []))
+        self.stats.deliveries += _send_replay(client, frames + (later or []), self)
         self.backlog.forget(client)
         if later is None:
-            client.fell_behind(asked_at + 1)
+            client.fell_behind(asked_at + 1, self)
         self._add(client)
         return len(frames) + len(later or [])
 
@@ -442,6 +512,36 @@ class Room:
         self._caught_up.pop(client, None)
         self._remove(client)
         return self.store.leave(client, reason, message, self.closing)
+
+    def part(self, client, message=None):
+        """
+        C{client} leaves this room alone (it stays connected): it is sent
+        what it is owed, then its own leave event as its last event of the
+        room, when the room is small enough to announce one.
+
+        @return: a Deferred that fires with whether C{client} was sent its
+            leave event.
+        """
+        self.flush_to(client)
+        self.backlog.forget(client)
+        self._caught_up.pop(client, None)
+        self._remove(client)
+        before = self.backlog.seq
+        d = self.store.leave(client, wire.REASON_PART, message, self.closing)
+        told = self.backlog.seq > before
+        if told:
+            # (A store that answers at once published it just now.)
+            client.deliver(self.backlog.seq, self.backlog.frames[-1], self)
+        return d.addCallback(lambda _: told)
+
+    def renamed(self, client, old):
+        """
+        Member C{client}, called C{old} until now, was renamed (the server
+        checked the name): announce it here.
+        """
+        del self._members[old.lower()]
+        self._members[client.name.lower()] = client
+        return self.store.publish(self.event("nick", old=old, new=client.name))
 
     def rename(self, client, new_name):
         """
@@ -475,13 +575,8 @@ class Room:
         Broadcast a chat message from C{client}; the text must be checked.
         """
         return self.store.publish(
-            {
-                "type": "message",
-                "from": client.name,
-                "text": text,
-                "time": self.clock.seconds(),
-            }
-        )
+            self.event("message", **{"from": client.name, "text": text,
+                                     "time": self.clock.seconds()}))
 
     def names(self):
         """

@@ -1,0 +1,431 @@
+"""
+Tests for rooms (L{twisted_chat.room.rooms} and the server's room frames):
+join, part, messages, who, the rooms list, topics and operators, names and
+leaves across rooms, lag and resume in several rooms.  Protocol level, on
+L{StringTransport} and a L{Clock}.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.memory import ServerMixin
+from twisted_chat import wire
+
+
+class RoomsMixin(ServerMixin):
+    """
+    Helpers for clients that use rooms.
+    """
+
+    def setUp(self):
+        super().setUp()
+        ((self.alice, self.alice_t), (self.bob, self.bob_t)) = self.connect_many(2)
+        self.send(self.alice, type="nick", name="alice")
+        self.send(self.bob, type="nick", name="bob")
+        self.received(self.alice_t), self.received(self.bob_t)
+
+    def join(self, protocol, transport, room):
+        """
+        Join C{room}; return what the client was sent.
+        """
+        self.send(protocol, type="join", room=room)
+        return self.received(transport)
+
+
+class JoinTests(RoomsMixin, SynchronousTestCase):
+    """
+    Entering a room, making it if need be.
+    """
+
+    def test_join_makes_the_room(self):
+        """
+        The first joiner gets joined (seq 0, no topic, one member), then its
+        own join event, the room's first.
+        """
+        self.assertEqual(self.join(self.alice, self.alice_t, "Dev"), [
+            {"type": "joined", "room": "Dev", "seq": 0, "topic": None, "members": 1,
+             "presence": True},
+            {"type": "join", "room": "Dev", "name": "alice", "seq": 1},
+        ])
+        self.assertEqual(self.received(self.bob_t), [])
+
+    def test_second_joiner(self):
+        """
+        A second joiner gets joined with the room's last seq and the count
+        with it; the room's spelling is its creator's, lookups ignore case.
+        """
+        self.join(self.alice, self.alice_t, "Dev")
+        self.assertEqual(self.join(self.bob, self.bob_t, "dev"), [
+            {"type": "joined", "room": "Dev", "seq": 1, "topic": None, "members": 2,
+             "presence": True},
+            {"type": "join", "room": "Dev", "name": "bob", "seq": 2},
+        ])
+        self.assertEqual(
+            self.received(self.alice_t),
+            [{"type": "join", "room": "Dev", "name": "bob", "seq": 2}])
+
+    def test_join_again(self):
+        """
+        Joining a room one is in is no error: joined again, and no event.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.assertEqual(self.join(self.alice, self.alice_t, "DEV"), [
+            {"type": "joined", "room": "dev", "seq": 1, "topic": None, "members": 1,
+             "presence": True}])
+
+    def test_seq_per_room(self):
+        """
+        Each room numbers its own events; the lobby's go on as before.
+        """
+        lobby_seq = self.factory.room.seq
+        self.join(self.alice, self.alice_t, "dev")
+        self.send(self.alice, type="message", room="dev", text="in dev")
+        self.send(self.bob, type="message", text="in the lobby")
+        said = self.received(self.alice_t)
+        self.assertEqual(
+            [(m.get("room"), m["seq"]) for m in said], [("dev", 2), (None, lobby_seq + 1)])
+
+    def test_bad_room(self):
+        """
+        A room name that is not one is bad_room.
+        """
+        for name in ["", "a b", "x" * 33, 7, None]:
+            self.send(self.alice, type="join", room=name)
+            (error,) = self.received(self.alice_t)
+            self.assertEqual(error["code"], wire.BAD_ROOM, name)
+
+    def test_too_many_rooms_per_client(self):
+        """
+        --max-rooms-per-client counts the lobby.
+        """
+        self.factory = self.make_factory(max_rooms_per_client=2)
+        protocol, transport = self.connect()
+        self.join(protocol, transport, "one")
+        (error,) = self.join(protocol, transport, "two")
+        self.assertEqual((error["code"], error["room"]), (wire.TOO_MANY_ROOMS, "two"))
+
+    def test_too_many_rooms(self):
+        """
+        --max-rooms counts the lobby; a room one is in can still be joined.
+        """
+        self.factory = self.make_factory(max_rooms=2)
+        protocol, transport = self.connect()
+        self.join(protocol, transport, "one")
+        (error,) = self.join(protocol, transport, "two")
+        self.assertEqual(error["code"], wire.TOO_MANY_ROOMS)
+        other, other_t = self.connect(40001)
+        self.received(other_t)
+        self.assertEqual(self.join(other, other_t, "one")[0]["type"], "joined")
+
+
+class MessageTests(RoomsMixin, SynchronousTestCase):
+    """
+    Messages to a room go to its members only.
+    """
+
+    def test_message_to_room(self):
+        """
+        A room's message reaches its members, with the room; not the
+        others.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        carol, carol_t = self.connect(40002)
+        self.received(self.alice_t), self.received(carol_t)
+        self.send(self.bob, type="message", room="DEV", text="hi")
+        (said,) = self.received(self.alice_t)
+        self.assertEqual(
+            {k: said[k] for k in ("type", "room", "from", "text", "seq")},
+            {"type": "message", "room": "dev", "from": "bob", "text": "hi", "seq": 3})
+        self.assertEqual(self.received(carol_t), [])
+
+    def test_not_in_room(self):
+        """
+        A message to a room one is not in is not_in_room, whether or not the
+        room exists.
+        """
+        self.join(self.bob, self.bob_t, "dev")
+        for name in ["dev", "nowhere"]:
+            self.send(self.alice, type="message", room=name, text="x", id=1)
+            (error,) = self.received(self.alice_t)
+            self.assertEqual(
+                (error["code"], error["room"], error["id"]), (wire.NOT_IN_ROOM, name, 1))
+
+
+class PartTests(RoomsMixin, SynchronousTestCase):
+    """
+    Leaving one room.
+    """
+
+    def test_part(self):
+        """
+        Everyone in the room, the leaver too (as its last event of the
+        room), gets leave with reason part and the message.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.received(self.alice_t)
+        self.send(self.bob, type="part", room="dev", message="bye")
+        leave = {"type": "leave", "room": "dev", "name": "bob", "reason": "part",
+                 "message": "bye", "seq": 3}
+        self.assertEqual(self.received(self.bob_t), [leave])
+        self.assertEqual(self.received(self.alice_t), [leave])
+        self.send(self.alice, type="message", room="dev", text="still here")
+        self.assertEqual(self.received(self.bob_t), [])
+
+    def test_parted_without_presence(self):
+        """
+        In a room too large for presence the leaver gets parted, with the
+        room's last seq it was sent.
+        """
+        self.factory = self.make_factory(presence_limit=0)
+        protocol, transport = self.connect()
+        self.join(protocol, transport, "big")
+        self.send(protocol, type="message", room="big", text="x")
+        self.received(transport)
+        self.send(protocol, type="part", room="big")
+        self.assertEqual(
+            self.received(transport), [{"type": "parted", "room": "big", "seq": 1}])
+
+    def test_part_lobby(self):
+        """
+        The lobby can be left: messages without a room are then
+        not_in_room, and joining it again works.
+        """
+        self.send(self.alice, type="part")
+        self.assertEqual(self.received(self.alice_t)[0]["reason"], "part")
+        self.send(self.alice, type="message", text="x")
+        (error,) = self.received(self.alice_t)
+        self.assertEqual(error["code"], wire.NOT_IN_ROOM)
+        self.assertNotIn("room", error)
+        self.send(self.alice, type="join")
+        self.assertEqual(
+            [m["type"] for m in self.received(self.alice_t)], ["joined", "join"])
+
+    def test_part_not_in_room(self):
+        """
+        Leaving a room one is not in is not_in_room.
+        """
+        self.send(self.alice, type="part", room="dev")
+        self.assertEqual(self.received(self.alice_t)[0]["code"], wire.NOT_IN_ROOM)
+
+    def test_empty_room_forgotten(self):
+        """
+        A room that empties is forgotten, but made again it goes on from
+        its last seq; its topic and operators are gone.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.send(self.alice, type="topic", room="dev", topic="t")
+        self.send(self.alice, type="part", room="dev")
+        self.send(self.bob, type="who", room="dev")
+        self.assertEqual(self.received(self.bob_t)[-1]["code"], wire.NO_SUCH_ROOM)
+        joined = self.join(self.bob, self.bob_t, "dev")[0]
+        self.assertEqual((joined["seq"], joined["topic"]), (3, None))
+
+
+class WhoAndRoomsTests(RoomsMixin, SynchronousTestCase):
+    """
+    who of a room, and the list of rooms.
+    """
+
+    def test_who_room(self):
+        """
+        who of any room lists its members and operators; of a missing room
+        it is no_such_room; without a room it is the lobby, as before.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        carol, carol_t = self.connect(40002)
+        self.received(carol_t)
+        self.send(carol, type="who", room="dev")
+        self.assertEqual(self.received(carol_t), [
+            {"type": "who", "room": "dev", "names": ["alice", "bob"], "ops": ["alice"]}])
+        self.send(carol, type="who", room="none")
+        (error,) = self.received(carol_t)
+        self.assertEqual((error["code"], error["room"]), (wire.NO_SUCH_ROOM, "none"))
+        self.send(carol, type="who")
+        self.assertEqual(self.received(carol_t), [
+            {"type": "who", "names": ["alice", "bob", carol.name]}])
+
+    def test_rooms(self):
+        """
+        The rooms, sorted ignoring case, with their members and topic; match
+        is a prefix, ignoring case.
+        """
+        self.join(self.alice, self.alice_t, "beta")
+        self.join(self.alice, self.alice_t, "Alpha")
+        self.join(self.bob, self.bob_t, "alpha")
+        self.received(self.alice_t)
+        self.send(self.alice, type="rooms")
+        (listed,) = self.received(self.alice_t)
+        self.assertEqual(listed["rooms"], [
+            {"room": "Alpha", "members": 2, "topic": None},
+            {"room": "beta", "members": 1, "topic": None},
+            {"room": "lobby", "members": 2, "topic": None},
+        ])
+        self.send(self.alice, type="rooms", match="AL")
+        self.assertEqual([r["room"] for r in self.received(self.alice_t)[0]["rooms"]],
+                         ["Alpha"])
+
+    def test_rooms_paged(self):
+        """
+        A long list comes in frames that fit max_frame, all but the last
+        with more.
+        """
+        self.factory = self.make_factory(max_frame=1024, max_text=100)
+        protocol, transport = self.connect()
+        for i in range(60):
+            self.join(protocol, transport, "room-with-a-long-name-%02d" % (i,))
+        self.send(protocol, type="rooms")
+        pages = self.received(transport)
+        self.assertGreater(len(pages), 1)
+        self.assertTrue(all(p.get("more") for p in pages[:-1]))
+        self.assertNotIn("more", pages[-1])
+        self.assertEqual(sum(len(p["rooms"]) for p in pages), 61)
+        for page in pages:
+            self.assertLessEqual(len(wire.encode(page)), 1024)
+
+
+class TopicAndOpTests(RoomsMixin, SynchronousTestCase):
+    """
+    Topics, set by operators; operators after the last one leaves.
+    """
+
+    def test_topic(self):
+        """
+        An operator sets the topic: an event of the room, and joined and
+        the rooms list show it.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.send(self.alice, type="topic", room="dev", topic="rooms!")
+        self.assertEqual(self.received(self.alice_t), [
+            {"type": "topic", "room": "dev", "by": "alice", "topic": "rooms!", "seq": 2}])
+        self.assertEqual(self.join(self.bob, self.bob_t, "dev")[0]["topic"], "rooms!")
+
+    def test_topic_refusals(self):
+        """
+        Not an operator: not_op; too long: text_too_long; not in the room:
+        not_in_room; the lobby has no operators.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        for room, topic, code in [
+            ("dev", "mine", wire.NOT_OP),
+            ("dev", "x" * 257, wire.TEXT_TOO_LONG),
+            ("elsewhere", "x", wire.NOT_IN_ROOM),
+            ("lobby", "x", wire.NOT_OP),
+        ]:
+            self.send(self.bob, type="topic", room=room, topic=topic)
+            (error,) = self.received(self.bob_t)
+            self.assertEqual(error["code"], code)
+
+    def test_operator_succession(self):
+        """
+        When the last operator leaves a room that still has members, the
+        longest-present one becomes operator (by null); a rename does not
+        change who that is.
+        """
+        carol, carol_t = self.connect(40002)
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.join(carol, carol_t, "dev")
+        self.send(self.bob, type="nick", name="zed")
+        self.received(carol_t)
+        self.send(self.alice, type="part", room="dev")
+        events = self.received(carol_t)
+        self.assertEqual(events[-1], {
+            "type": "op", "room": "dev", "name": "zed", "by": None, "seq": 6})
+        self.send(self.bob, type="topic", room="dev", topic="mine now")
+        self.assertEqual(self.received(self.bob_t)[-1]["type"], "topic")
+
+
+class AcrossRoomsTests(RoomsMixin, SynchronousTestCase):
+    """
+    A user's name and its leaving concern every room it is in.
+    """
+
+    def test_nick_in_every_room(self):
+        """
+        A rename is announced in every room, each with its own seq.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.received(self.alice_t)
+        lobby_seq = self.factory.room.seq
+        self.send(self.alice, type="nick", name="ann")
+        events = self.received(self.bob_t)
+        self.assertEqual(
+            sorted([(e.get("room"), e["old"], e["new"], e["seq"]) for e in events],
+                   key=str),
+            sorted([(None, "alice", "ann", lobby_seq + 1), ("dev", "alice", "ann", 3)],
+                   key=str))
+
+    def test_name_held_outside_every_room(self):
+        """
+        A user in no room keeps its name: nobody else can take it.
+        """
+        self.send(self.alice, type="part")
+        self.send(self.bob, type="nick", name="ALICE")
+        self.assertEqual(self.received(self.bob_t)[-1]["code"], wire.NICK_TAKEN)
+
+    def test_quit_leaves_every_room(self):
+        """
+        A connection that ends leaves every room it was in, with the same
+        reason.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.received(self.bob_t)
+        self.send(self.alice, type="quit")
+        self.lose(self.alice)
+        leaves = self.received(self.bob_t)
+        self.assertEqual(
+            sorted(((e.get("room"), e["reason"]) for e in leaves if e["type"] == "leave"),
+                   key=str),
+            sorted([(None, "quit"), ("dev", "quit")], key=str))
+
+
+class LagTests(RoomsMixin, SynchronousTestCase):
+    """
+    A slow reader in several rooms is told, per room, where it stopped, and
+    resumes every room exactly.
+    """
+
+    def test_lagged_and_resumed_per_room(self):
+        """
+        lagged says the first seq not sent in each room; a resume with those
+        replays every room, each exactly once.
+        """
+        self.factory = self.make_factory(max_text=2000, sendq_soft=4096, sendq=1 << 20)
+        (reader, reader_t), (writer, writer_t) = self.connect_many(2)
+        for protocol, transport in ((reader, reader_t), (writer, writer_t)):
+            self.join(protocol, transport, "dev")
+        self.received(reader_t)
+        reader.outbox.queue.pauseProducing()
+        text = "x" * 1500
+        for i in range(4):
+            self.send(writer, type="message", room="dev", text=text)
+            self.send(writer, type="message", text=text)
+        reader.outbox.queue.resumeProducing()
+        got = self.received(reader_t)
+        lagged = [m for m in got if m["type"] == "lagged"]
+        self.assertEqual(len(lagged), 1)
+        seen = {}
+        for m in got:
+            if m["type"] == "message":
+                seen[m.get("room", "lobby")] = m["seq"]
+        lobby_from = lagged[0]["missed_from"]
+        dev_from = lagged[0]["rooms"]["dev"]
+        self.send(reader, type="resume", session=reader.session,
+                  last_seq=lobby_from - 1, rooms={"dev": dev_from - 1})
+        replay = self.received(reader_t)
+        self.assertEqual(replay[-1]["type"], "resumed")
+        by_room = {}
+        for m in replay[:-1]:
+            by_room.setdefault(m.get("room", "lobby"), []).append(m["seq"])
+        self.assertEqual(by_room["dev"], list(range(dev_from, self.factory.rooms.get("dev").seq + 1)))
+        self.assertEqual(by_room["lobby"], list(range(lobby_from, self.factory.room.seq + 1)))
+        self.assertEqual(replay[-1]["rooms"], {"lobby": len(by_room["lobby"]),
+                                               "dev": len(by_room["dev"])})
+        self.assertEqual(replay[-1]["replayed"], len(replay) - 1)
+        self.send(writer, type="message", room="dev", text="live")
+        self.assertEqual(self.received(reader_t)[0]["text"], "live")

@@ -1,0 +1,342 @@
+# -*- test-case-name: tests.unit.test_rooms -*-
+"""
+Every room of a server, and its users: L{Rooms}.
+
+The lobby is the room every connection is in from its welcome, with the
+store the server was given (memory, or Redis in a cluster); the rooms
+clients make are L{Room}s of their own, found by name ignoring case, and
+forgotten when they empty (all but their last seq, so that a room made
+again under the name continues its sequence).  All of them share one
+L{Batching}, so that the events one read causes in several rooms go out
+together.
+
+Names are the server's, not a room's: a user keeps its name while in no
+room at all.  Operators are the sessions that made a room, or were made
+operators in it.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from twisted_chat import settings, wire
+from twisted_chat.room.memory import MemoryStore
+from twisted_chat.room.room import Batching, Room
+
+
+def about(name):
+    """
+    The members an error about the room C{name} carries: C{room}, but for
+    the lobby, whose frames carry no room.
+    """
+    return {} if name.lower() == wire.LOBBY else {"room": name}
+
+
+class Rooms:
+    """
+    The lobby, the rooms clients make, and which member is in which.
+
+    @ivar lobby: the L{Room} every connection starts in.
+    @ivar users: every member in the lobby or another room, by name in
+        lower case.
+    @ivar max_rooms: see L{settings.DEFAULT_MAX_ROOMS}.
+    @ivar max_rooms_per_client: see L{settings.DEFAULT_MAX_ROOMS_PER_CLIENT}.
+    @ivar shared: whether the lobby's store is shared with other nodes (a
+        cluster); rooms other than the lobby are then refused, for their
+        state is not in Redis yet.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock,
+        backlog=settings.DEFAULT_BACKLOG,
+        presence_limit=settings.DEFAULT_PRESENCE_LIMIT,
+        coalesce=False,
+        hold_limit=settings.DEFAULT_SENDQ,
+        store=None,
+        max_rooms=settings.DEFAULT_MAX_ROOMS,
+        max_rooms_per_client=settings.DEFAULT_MAX_ROOMS_PER_CLIENT,
+    ):
+        """
+        The arguments are L{Room}'s, for every room; C{store} is the
+        lobby's (a L{MemoryStore} that knows every user by default).
+        """
+        self.clock = clock
+        self.users = {}
+        self.shared = store is not None and not isinstance(store, MemoryStore)
+        self.max_rooms = max_rooms
+        self.max_rooms_per_client = max_rooms_per_client
+        self._options = dict(
+            backlog=backlog, presence_limit=presence_limit, coalesce=coalesce,
+            hold_limit=hold_limit)
+        self.batching = Batching()
+        if store is None:
+            store = MemoryStore(self.users)
+        self.lobby = Room(clock, store=store, batching=self.batching, **self._options)
+        self.stats = self.lobby.stats
+        self._rooms = {self.lobby.key: self.lobby}
+        # The last seq of rooms that emptied, by key.
+        self._last_seq = {}
+        # Each member's rooms, by key, in the order it joined them.
+        self._joined = {}
+
+    def __iter__(self):
+        return iter(list(self._rooms.values()))
+
+    def __len__(self):
+        return len(self._rooms)
+
+    def get(self, name):
+        """
+        The room called C{name} (in any case), or L{None}.
+        """
+        return self._rooms.get(name.lower())
+
+    def rooms_of(self, member):
+        """
+        The rooms C{member} is in, in the order it joined them.
+        """
+        return list(self._joined.get(member, {}).values())
+
+    def in_room(self, member, name):
+        """
+        The room called C{name} if C{member} is in it.
+
+        @raise wire.ProtocolError: L{wire.NOT_IN_ROOM} otherwise.
+        """
+        room = self._joined.get(member, {}).get(name.lower())
+        if room is None:
+            raise wire.ProtocolError(
+                wire.NOT_IN_ROOM, "you are not in %s" % (name,), **about(name))
+        return room
+
+    def batch(self):
+        """
+        The batch every room shares (L{Room.batch}).
+        """
+        return self.batching
+
+    def flush(self):
+        """
+        Send every room's pending events now.
+        """
+        for room in self:
+            room.flush()
+
+    def flush_to(self, member):
+        """
+        Send C{member} now the events it is owed in every room it is in.
+        """
+        for room in self._joined.get(member, {}).values():
+            room.flush_to(member)
+
+    # Joining and leaving.
+
+    def enter_lobby(self, member, after_seq):
+        """
+        C{member} joins the lobby as its welcome said: it becomes a user.
+        """
+        self.users[member.name.lower()] = member
+        return self._add(member, self.lobby, after_seq)
+
+    def resumed(self, member):
+        """
+        C{member} continues a session in the lobby (L{Room.resume}): it is
+        a user under the session's name.
+        """
+        self.users[member.name.lower()] = member
+        self._joined.setdefault(member, {})[self.lobby.key] = self.lobby
+
+    def _add(self, member, room, after_seq):
+        self._joined.setdefault(member, {})[room.key] = room
+        return room.join(member, after_seq)
+
+    def open(self, member, name):
+        """
+        The room C{member} asks to join: the one called C{name}, made if it
+        does not exist.
+
+        @return: the room, and whether C{member} is in it already.
+        @raise wire.ProtocolError: L{wire.TOO_MANY_ROOMS}, L{wire.BANNED},
+            or L{wire.UNAVAILABLE} for a new room in a cluster.
+        """
+        key = name.lower()
+        mine = self._joined.get(member, {})
+        if key in mine:
+            return mine[key], True
+        if len(mine) >= self.max_rooms_per_client:
+            raise wire.ProtocolError(
+                wire.TOO_MANY_ROOMS,
+                "you are in %d rooms, the most one connection may be in" % (len(mine),),
+                **about(name))
+        room = self._rooms.get(key)
+        if room is None:
+            if self.shared:
+                raise wire.ProtocolError(
+                    wire.UNAVAILABLE,
+                    "rooms other than the lobby are not shared between the "
+                    "nodes of a cluster yet", **about(name))
+            if len(self._rooms) >= self.max_rooms:
+                raise wire.ProtocolError(
+                    wire.TOO_MANY_ROOMS,
+                    "the server has %d rooms, the most it keeps" % (len(self._rooms),),
+                    **about(name))
+            room = Room(
+                self.clock, store=MemoryStore(self.users), name=name,
+                batching=self.batching, seq=self._last_seq.pop(key, 0),
+                stats=self.stats, **self._options)
+            self._rooms[key] = room
+        return room, False
+
+    def join(self, member, room):
+        """
+        Add C{member} to C{room} (from L{open}) and announce it; the first
+        member of a room becomes its operator.
+        """
+        if not len(room) and not room.lobby:
+            room.ops.add(member.session)
+        return self._add(member, room, room.seq)
+
+    def part(self, member, name, message=None):
+        """
+        Take C{member} out of the room called C{name}.
+
+        @return: a Deferred that fires with (the room, whether C{member}
+            was sent its own leave event).
+        @raise wire.ProtocolError: L{wire.NOT_IN_ROOM}.
+        """
+        if self.shared and name.lower() == wire.LOBBY:
+            raise wire.ProtocolError(
+                wire.UNAVAILABLE,
+                "the lobby cannot be left on a cluster node yet")
+        room = self.in_room(member, name)
+        del self._joined[member][room.key]
+        d = room.part(member, message)
+        self._after_leaving(member, room)
+        return d.addCallback(lambda told: (room, told))
+
+    def leave(self, member, reason, message=None):
+        """
+        C{member}'s connection ended: it leaves every room, each told why,
+        and is no longer a user.
+        """
+        rooms = self._joined.pop(member, {})
+        if self.users.get((member.name or "").lower()) is member:
+            del self.users[member.name.lower()]
+        results = []
+        for room in rooms.values():
+            results.append(room.leave(member, reason, message))
+            self._after_leaving(member, room)
+        if self.lobby.key not in rooms:
+            # Pending or resuming connections are expected by the lobby.
+            results.append(self.lobby.leave(member, reason, message))
+        return defer.gatherResults(results, consumeErrors=True).addCallback(
+            lambda _: None)
+
+    def _after_leaving(self, member, room):
+        """
+        C{member} left C{room}: an emptied room is forgotten; a room left
+        without an operator gets its longest-present member as one.
+        """
+        if room.lobby:
+            return
+        room.ops.discard(member.session)
+        if not len(room):
+            del self._rooms[room.key]
+            self._last_seq[room.key] = room.seq
+            room.close()
+            return
+        if not room.ops:
+            heir = room.longest_present()
+            room.ops.add(heir.session)
+            room.store.publish(room.event("op", name=heir.name, by=None))
+
+    # What members do.
+
+    def rename(self, member, new_name):
+        """
+        Give C{member} C{new_name}, announced in every room it is in.
+        """
+        old = member.name
+        if member in self.lobby:
+            d = self.lobby.rename(member, new_name)
+        else:
+            d = self._rename_outside_lobby(member, new_name)
+        d.addCallback(self._renamed, member, old)
+        return d
+
+    def _rename_outside_lobby(self, member, new_name):
+        try:
+            wire.check_nick(new_name)
+            holder = self.users.get(new_name.lower())
+            if holder is not None and holder is not member:
+                raise wire.ProtocolError(
+                    wire.NICK_TAKEN, "the name %s is taken" % (new_name,))
+        except wire.ProtocolError:
+            return defer.fail()
+        member.name = new_name
+        return defer.succeed(None)
+
+    def _renamed(self, _, member, old):
+        if self.users.get(old.lower()) is member:
+            del self.users[old.lower()]
+        self.users[member.name.lower()] = member
+        for room in self.rooms_of(member):
+            if not room.lobby:
+                room.renamed(member, old)
+
+    def names(self, name):
+        """
+        The names in the room called C{name}, and its operators'.
+
+        @return: a Deferred that fires with (room, names, op names).
+        @raise wire.ProtocolError: L{wire.NO_SUCH_ROOM}.
+        """
+        room = self.get(name)
+        if room is None:
+            raise wire.ProtocolError(
+                wire.NO_SUCH_ROOM, "there is no room %s" % (name,), **about(name))
+        ops = sorted(m.name for m in room.members() if m.session in room.ops)
+        return room.names().addCallback(lambda names: (room, names, ops))
+
+    def listing(self, match=None):
+        """
+        Every room (whose name starts with C{match}, ignoring case), sorted
+        by name ignoring case, as the C{rooms} frame lists them.
+        """
+        prefix = (match or "").lower()
+        listed = []
+        for room in sorted(self, key=lambda room: room.key):
+            if room.key.startswith(prefix):
+                entry = {"room": room.name, "members": room.room_size}
+                entry["topic"] = room.topic
+                listed.append(entry)
+        return listed
+
+    def set_topic(self, member, name, topic):
+        """
+        Set the topic of the room called C{name}, as its operator C{member}.
+        """
+        room = self.in_room(member, name)
+        self.check_op(member, room)
+        room.topic = topic
+        return room.store.publish(room.event("topic", by=member.name, topic=topic))
+
+    def check_op(self, member, room):
+        """
+        @raise wire.ProtocolError: L{wire.NOT_OP} unless C{member} is an
+            operator of C{room}.
+        """
+        if member.session not in room.ops:
+            raise wire.ProtocolError(
+                wire.NOT_OP, "you are not an operator of %s" % (room.name,),
+                **about(room.name))
+
+    def close(self):
+        """
+        The server is stopping: every room sends what is pending, and
+        leaves are no longer announced.
+        """
+        for room in self:
+            room.close()
