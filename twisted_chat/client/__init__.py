@@ -8,6 +8,8 @@ C{twisted-chat} console script (L{run}).
  - L{twisted_chat.client.console}: what the user types and sees
    (L{Console}, its commands, L{render}; L{ChatClient}, a session with its
    console; L{ConsoleProtocol} on stdio).
+ - L{twisted_chat.client.rooms}: room names and L{Room}, what the session
+   knows of one room it is in.
  - L{twisted_chat.client.failures}: connection and TLS failures in words.
  - L{twisted_chat.client.cli}: L{Options}, L{main} and L{run}.
 

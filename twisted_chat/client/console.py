@@ -2,7 +2,10 @@
 """
 The client's console: what the user types and sees.
 
- - L{render} and L{shutdown_line} turn the server's frames into lines.
+ - L{render}, L{rooms_lines} and L{shutdown_line} turn the server's frames
+   into lines: the current room's as before rooms, another room's with its
+   name (C{#dev > alice: hi}, C{* #dev: bob joined}), direct messages as
+   C{*alice* hi} and, our own copy, C{-> *bob* hi}.
  - L{Console} is the user's side of a L{ChatSession}: the commands
    (C{do_<command>}), the lines it shows, and where problems go in batch
    mode.
@@ -23,16 +26,32 @@ from zope.interface import implementer
 
 from twisted_chat import wire
 from twisted_chat.client.protocol import ChatSession, IChatView, too_long_line
+from twisted_chat.client.rooms import LOBBY, is_name, room_of, same_room
 from twisted_chat.wire import sanitize
 
 HELP = """\
-* type a line to send it to everybody; a line starting with / is a command:
-*   /nick NAME    change your name
-*   /who          list who is online
-*   /status       the connection: server, round trip, seq, reconnections
-*   /exit [TEXT]  leave (TEXT is your farewell)
-*   /help         this help
-*   //TEXT        send a line that starts with /"""
+* type a line to send it to the current room; a line starting with / is a command:
+*   /join ROOM           join ROOM (made if new) and make it the current room
+*   /part [ROOM]         leave ROOM (the current room)
+*   /rooms [PREFIX]      list the rooms (those whose names start with PREFIX)
+*   /msg NAME TEXT       send TEXT to NAME only
+*   /who [ROOM]          list who is in ROOM (the current room; @ operators)
+*   /topic [TEXT]        set the current room's topic (without TEXT: show it)
+*   /kick NAME [REASON]  operators: put NAME out of the current room
+*   /ban NAME            operators: keep NAME out of the current room
+*   /unban NAME          operators: let NAME in again
+*   /op NAME             operators: make NAME an operator too
+*   /nick NAME           change your name
+*   /status              the connection: server, round trip, seq, reconnections
+*   /exit [TEXT]         leave (TEXT is your farewell)
+*   /help                this help
+*   //TEXT               send a line that starts with /"""
+
+#: The room-scoped events: without a "room" member, they are the lobby's.
+_ROOM_EVENTS = frozenset(["message", "join", "leave", "nick", "topic", "ban", "unban", "op"])
+
+#: A plain line, or a command for the current room, with no room to go to.
+NO_ROOM = "! you are in no room; /join one"
 
 #: What a shutdown message says that the line about it says already.
 _SHUTTING_DOWN = re.compile(
@@ -51,34 +70,125 @@ def shutdown_line(message):
     return "* the server shut down: %s" % (sanitize(rest),)
 
 
-def render(message):
+def _members(count):
+    if not isinstance(count, int) or isinstance(count, bool):
+        return "?"
+    return "1 member" if count == 1 else "%d members" % (count,)
+
+
+def render(message, current=LOBBY, name=None):
     """
     The line the user sees for a message from the server, or L{None} for
     messages that show nothing (heartbeat acks, unknown types).
+
+    The current room's lines look as they did before rooms; another
+    room's carry its name: C{#dev > alice: hi}, C{* #dev: bob joined},
+    C{! #dev: ...}.
+
+    @param current: the current room, or L{None} (in no room).
+    @param name: our name, which tells our own copy of a direct message.
     """
     kind = message.get("type")
     get = lambda field: sanitize(message.get(field, "?"))
+    line = _render(kind, message, get, current, name)
+    if line is None:
+        return None
+    if kind in _ROOM_EVENTS or (kind == "error" and "room" in message):
+        room = room_of(message)
+        if not same_room(room, current):
+            tag = "#" + sanitize(room)
+            if line.startswith("> "):
+                return tag + " " + line
+            return "%s %s: %s" % (line[0], tag, line[2:])
+    return line
+
+
+def _render(kind, message, get, current, name):
+    """
+    L{render}'s line, as in the current room.
+    """
     if kind == "message":
         return "> %s: %s" % (get("from"), get("text"))
+    if kind == "direct":
+        if name is not None and message.get("from") == name:
+            return "-> *%s* %s" % (get("to"), get("text"))
+        return "*%s* %s" % (get("from"), get("text"))
     if kind == "join":
         return "* %s joined" % (get("name"),)
     if kind == "leave":
         reason = get("reason")
+        if isinstance(message.get("by"), str):
+            reason = "%s by %s" % (reason, get("by"))
         if message.get("message") is not None:
             reason = "%s: %s" % (reason, get("message"))
         return "* %s left (%s)" % (get("name"), reason)
     if kind == "nick":
         return "* %s is now %s" % (get("old"), get("new"))
     if kind == "who":
-        names = message.get("names")
-        if not isinstance(names, list):
-            names = []
-        return "* online: %s" % (", ".join(sanitize(name) for name in names),)
+        return _who_line(message, current)
+    if kind == "topic":
+        topic = message.get("topic")
+        if "by" not in message:
+            # Not an event: what /topic shows.
+            return "* topic: %s" % (sanitize(topic),) if topic else "* no topic"
+        if topic:
+            return "* topic set by %s: %s" % (get("by"), sanitize(topic))
+        return "* topic cleared by %s" % (get("by"),)
+    if kind == "ban":
+        return "* %s was banned by %s" % (get("name"), get("by"))
+    if kind == "unban":
+        return "* %s was unbanned by %s" % (get("name"), get("by"))
+    if kind == "op":
+        if isinstance(message.get("by"), str):
+            return "* %s was made an operator by %s" % (get("name"), get("by"))
+        return "* %s became an operator" % (get("name"),)
+    if kind == "joined":
+        line = "* you joined #%s (%s)" % (get("room"), _members(message.get("members")))
+        if message.get("topic"):
+            line += "; topic: %s" % (get("topic"),)
+        return line
+    if kind == "parted":
+        return "* you left #%s" % (get("room"),)
     if kind == "error":
         return "! %s" % (get("message"),)
     if kind == "shutdown":
         return shutdown_line(message.get("message"))
     return None
+
+
+def _who_line(message, current):
+    """
+    The answer to /who: its names, operators marked C{@}; for a room that
+    is not the current one, its name.
+    """
+    names = message.get("names")
+    if not isinstance(names, list):
+        names = []
+    ops = message.get("ops")
+    ops = {op for op in ops if isinstance(op, str)} if isinstance(ops, list) else set()
+    shown = ", ".join(
+        ("@" if isinstance(name, str) and name in ops else "") + sanitize(name)
+        for name in names)
+    room = room_of(message)
+    if same_room(room, current):
+        return "* online: %s" % (shown,)
+    return "* in #%s: %s" % (sanitize(room), shown)
+
+
+def rooms_lines(rooms):
+    """
+    The lines of the answer to /rooms: one for each room (its name, how
+    many are in it, its topic).
+    """
+    if not rooms:
+        return ["* no rooms"]
+    lines = ["* rooms:"]
+    for room in rooms:
+        line = "*   #%s (%s)" % (sanitize(room.get("room", "?")), _members(room.get("members")))
+        if room.get("topic"):
+            line += ": %s" % (sanitize(room["topic"]),)
+        lines.append(line)
+    return lines
 
 
 def _format_ms(seconds):
@@ -105,7 +215,7 @@ class Console:
     The chat as the user sees it: typed lines in, rendered lines out.
 
     A line starting with C{/} is a command, run by C{do_<command>}; any
-    other line is a message.  In batch mode (stdin is not a terminal) the
+    other line is a message to the current room.  In batch mode (stdin is not a terminal) the
     lines about problems (C{! ...}) go to stderr instead of stdout, and a
     line that was refused or could not be sent ends the session with
     L{EXIT_REFUSED}.  Problems with what was read before the connection was
@@ -153,15 +263,18 @@ class Console:
 
     def send_text(self, text):
         """
-        Send a chat message.
+        Send a chat message to the current room.
         """
         session = self.session
+        if session.typing_room is None:
+            self.local_problem(NO_ROOM)
+            return
         if session.welcomed_once and not self.batch and len(text) > session.max_text:
             # Say so at once; in batch mode, in its turn (the session's
             # outbox).
             self.problem(too_long_line(text, session.max_text), failed=1)
             return
-        session.enqueue("message", text=text)
+        session.say(text)
 
     def command(self, line):
         """
@@ -187,9 +300,139 @@ class Console:
 
     def do_who(self, argument):
         """
-        /who: list who is online.
+        /who [ROOM]: list who is in ROOM, by default the current room (the
+        lobby when in none).
         """
-        self.session.enqueue("who")
+        room = self._room_argument(argument, "/who [ROOM]") if argument else (
+            self.session.typing_room or LOBBY)
+        if room is None:
+            return
+        if same_room(room, LOBBY):
+            self.session.enqueue("who")
+        else:
+            self.session.enqueue("who", room=room)
+
+    def do_join(self, argument):
+        """
+        /join ROOM: join ROOM (the server makes it if it is new); the lines
+        typed after go there.
+        """
+        room = self._room_argument(argument, "/join ROOM")
+        if room is not None:
+            self.session.join(room)
+
+    def do_part(self, argument):
+        """
+        /part [ROOM]: leave ROOM, by default the current room.
+        """
+        if argument:
+            room = self._room_argument(argument, "/part [ROOM]")
+        else:
+            room = self._current_room()
+        if room is not None:
+            self.session.part(room)
+
+    def do_rooms(self, argument):
+        """
+        /rooms [PREFIX]: list the rooms, or those whose names start with
+        PREFIX.
+        """
+        prefix = argument[1:] if argument.startswith("#") else argument
+        if prefix:
+            self.session.enqueue("rooms", match=prefix)
+        else:
+            self.session.enqueue("rooms")
+
+    def do_msg(self, argument):
+        """
+        /msg NAME TEXT: a direct message, to NAME only.
+        """
+        name, _, text = argument.partition(" ")
+        text = text.lstrip(" ")
+        if not name or not text:
+            self.local_problem("! usage: /msg NAME TEXT")
+            return
+        session = self.session
+        if session.welcomed_once and not self.batch and len(text) > session.max_text:
+            self.problem(too_long_line(text, session.max_text), failed=1)
+            return
+        session.enqueue("message", to=name, text=text)
+
+    def do_topic(self, argument):
+        """
+        /topic [TEXT]: set the current room's topic (operators); without
+        TEXT, show it.
+        """
+        room = self._current_room()
+        if room is None:
+            return
+        if argument:
+            self.session.enqueue("topic", room=room, topic=argument)
+        else:
+            self.session.enqueue("show_topic", room=room)
+
+    def do_kick(self, argument):
+        """
+        /kick NAME [REASON]: put NAME out of the current room (operators).
+        """
+        name, _, reason = argument.partition(" ")
+        reason = reason.strip()
+        self._moderate("kick", name, "/kick NAME [REASON]", **({"reason": reason} if reason else {}))
+
+    def do_ban(self, argument):
+        """
+        /ban NAME: keep NAME out of the current room (operators).
+        """
+        self._moderate("ban", argument, "/ban NAME")
+
+    def do_unban(self, argument):
+        """
+        /unban NAME: let NAME into the current room again (operators).
+        """
+        self._moderate("unban", argument, "/unban NAME")
+
+    def do_op(self, argument):
+        """
+        /op NAME: make NAME an operator of the current room (operators).
+        """
+        self._moderate("op", argument, "/op NAME")
+
+    def _moderate(self, type, name, usage, **fields):
+        """
+        Send a moderation request of C{type} about C{name} for the current
+        room.
+        """
+        if not name or " " in name:
+            self.local_problem("! usage: %s" % (usage,))
+            return
+        room = self._current_room()
+        if room is not None:
+            self.session.enqueue(type, room=room, name=name, **fields)
+
+    def _current_room(self):
+        """
+        The room typed lines go to; if there is none, say so and give
+        L{None}.
+        """
+        room = self.session.typing_room
+        if room is None:
+            self.local_problem(NO_ROOM)
+        return room
+
+    def _room_argument(self, argument, usage):
+        """
+        The room a command names (a leading C{#} is allowed), or L{None}
+        after saying what is wrong with it.
+        """
+        room = argument[1:] if argument.startswith("#") else argument
+        if not room:
+            self.local_problem("! usage: %s" % (usage,))
+            return None
+        if not is_name(room):
+            self.local_problem(
+                "! bad room name %s: 1 to 32 of A-Z a-z 0-9 _ -" % (sanitize(room),))
+            return None
+        return room
 
     def do_status(self, argument):
         """
@@ -224,7 +467,11 @@ class Console:
         A message from the server, rendered, if it shows as a line.
         (L{IChatView}.)
         """
-        line = render(message)
+        if message.get("type") == "rooms":
+            for line in rooms_lines(message.get("rooms")):
+                self.out(line)
+            return
+        line = self.render(message)
         if line is not None:
             self.out(line)
 
@@ -233,7 +480,13 @@ class Console:
         The server refused a line we sent: a problem, and a failed line.
         (L{IChatView}.)
         """
-        self.problem(render(message), failed=1)
+        self.problem(self.render(message), failed=1)
+
+    def render(self, message):
+        """
+        L{render} C{message} for this session: its current room, its name.
+        """
+        return render(message, self.session.current, self.session.name)
 
     def problem(self, line, failed=0):
         """
@@ -299,6 +552,12 @@ class Console:
             lines.append("* seq %s; %d missed events, %d replayed; %d reconnections" % (
                 "?" if session.last_seq is None else session.last_seq, session.missed_events,
                 session.replayed_events, session.reconnections))
+            rooms = list(session.rooms.values())
+            if [room.name for room in rooms] != [LOBBY] or session.current != LOBBY:
+                lines.append("* rooms: %s; current: %s" % (
+                    ", ".join("#%s (seq %s)" % (sanitize(room.name), room.seq)
+                              for room in rooms) or "none",
+                    "none" if session.current is None else "#" + sanitize(session.current)))
         return lines
 
 

@@ -27,6 +27,16 @@ from zope.interface import Attribute, Interface
 from twisted_chat import wire
 from twisted_chat._timers import cancelled
 from twisted_chat.client.failures import describe_connect_failure, describe_tls_failure
+from twisted_chat.client.rooms import (
+    LOBBY,
+    REASON_KICKED,
+    REASON_PART,
+    Room,
+    pick_current,
+    room_key,
+    room_of,
+    same_room,
+)
 from twisted_chat.net import no_delay
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.wire import sanitize
@@ -98,6 +108,15 @@ def too_long_line(text, limit):
     The line saying that C{text} is longer than the server's C{limit}.
     """
     return "! message too long (%d characters, the limit is %d)" % (len(text), limit)
+
+
+def _request_id(message):
+    """
+    The C{id} a server frame echoes, if it is one of ours (a whole
+    number), else L{None}.
+    """
+    request_id = message.get("id")
+    return request_id if wire.is_whole(request_id) else None
 
 
 def _positive(message, field, default):
@@ -300,16 +319,30 @@ class ChatSession:
     Everything the user asks for goes through one ordered outbox
     (L{enqueue}); chat messages leave it no faster than the server's
     announced rate, so a piped file is never refused.  The session keeps its
-    token and the seq of the last event it saw, so that after falling
-    behind (C{lagged}) or, with C{reconnect}, after losing the connection,
-    it can resume and miss nothing.  Once the input has ended
-    (L{end_of_input}), it waits for the answers to what was sent, then
-    leaves.
+    token, the seq of the last event it saw in each room and the dseq of
+    the last direct message, so that after falling behind (C{lagged}) or,
+    with C{reconnect}, after losing the connection, it can resume and miss
+    nothing.  Once the input has ended (L{end_of_input}), it waits for the
+    answers to what was sent, then leaves.
+
+    Rooms: every session is in the lobby from its welcome on.  Two rooms
+    are "current": L{typing_room}, where lines typed now go (a C{/join}
+    changes it at once, so that the lines typed after it go to the new
+    room, in batch mode too), and L{current}, the room whose lines are
+    shown as today's (it changes in turn, when the server has answered).
+    Until a room is joined, the outbox waits: a line for a room the join
+    of which was refused is not sent anywhere else.
 
     @ivar done: fires with the exit status once the session is over.
-    @ivar name: our name in the room, once welcomed.
+    @ivar name: our name, once welcomed.
     @ivar session: our session token.
-    @ivar last_seq: the seq of the last event we saw.
+    @ivar last_seq: the seq of the last event we saw in the lobby.
+    @ivar rooms: the rooms we are in (the server has said so), by
+        L{room_key}, in the order they were joined: L{Room}s.
+    @ivar current: the room shown as the current one, or L{None}.
+    @ivar typing_room: the room a line typed now goes to, or L{None}.
+    @ivar last_dseq: the dseq of the last direct message we saw, or L{None}
+        (a server without direct messages).
     @ivar max_text: the longest message text the server takes.
     @ivar outstanding: requests sent that the server has not answered yet.
     @ivar missed_events: events we know we never saw.
@@ -329,7 +362,8 @@ class ChatSession:
     protocol = None
     name = None
     session = None
-    last_seq = None
+    current = LOBBY
+    last_dseq = None
     max_text = wire.DEFAULT_MAX_TEXT
 
     def __init__(self, clock, address, view, nick=None, reconnect=False, password=None,
@@ -383,8 +417,32 @@ class ChatSession:
         self._unconfirmed = deque()
         self._pace = None
         self._pace_call = None
-        self._who = []
+        # Pages of who answers, by room key; and of the rooms list.
+        self._who = {}
+        self._room_list = []
         self._drain_call = None
+        # Rooms: the lobby's Room stays, for the resume's last_seq, even
+        # when we have left it.
+        self._lobby = Room(LOBBY)
+        self.rooms = {}
+        # The rooms as the typed lines leave them (key -> name), in the
+        # order they were joined; see typing_room.
+        self._planned = {LOBBY: LOBBY}
+        self.typing_room = LOBBY
+        # Whether the server has direct messages (its welcome has dseq).
+        self._direct_known = False
+        # The join in flight (the outbox waits for its answer), if one is:
+        # (id, room, whether it makes the room current).
+        self._joining = None
+        # Parts sent and not answered: id -> room.
+        self._parts = {}
+        # Ids of requests answered by the heartbeat_ack that follows them
+        # (or an error): topic and moderation, which the server may answer
+        # with nothing else.
+        self._barriers = set()
+        # After a resume that failed: the rooms we were in, joined again
+        # (key -> Room), so that what was missed in them is reported.
+        self._rejoining = {}
         # The id of the rename in flight, if one is; and whether the outbox
         # waits for answers before it can go on (see _pump).
         self._renaming = None
@@ -395,17 +453,37 @@ class ChatSession:
         self._new_session = None
         self._new_name = None
         self._welcome_seq = None
+        self._welcome_dseq = None
         self._reconnect_after = None
         self.backoff = backoffPolicy(
             initialDelay=RETRY_INITIAL, maxDelay=RETRY_MAX - 1.0, factor=2.0
         )
 
+    @property
+    def last_seq(self):
+        """
+        The seq of the last event we saw in the lobby.
+        """
+        return self._lobby.seq
+
+    @last_seq.setter
+    def last_seq(self, seq):
+        self._lobby.seq = seq
+
     # What the user asks for.
 
     def enqueue(self, type, **fields):
         """
-        Send a request (C{message}, C{nick}, C{who} or C{quit}) in its turn:
-        after what waits before it, and messages at the server's pace.
+        Send a request in its turn: after what waits before it, and
+        messages at the server's pace.
+
+        @param type: a client frame's type (C{message}, C{nick}, C{who},
+            C{quit}, C{join}, C{part}, C{rooms}, C{topic}, C{kick},
+            C{ban}, C{unban}, C{op}), or C{show_topic} (show the topic of
+            C{room} in its turn).
+        @param fields: the frame's members; those starting with C{_} are
+            the client's own: a message's C{_room} is the room it was typed
+            for (it is sent only once we are in that room).
         """
         if (
             self.offline_since is not None
@@ -429,6 +507,36 @@ class ChatSession:
         self._outbox.append(("problem", {"line": line}))
         self._pump()
 
+    def say(self, text):
+        """
+        A typed line: to the room lines go to now, in its turn.
+
+        @return: L{False} if we are in no room, and nothing was queued.
+        """
+        if self.typing_room is None:
+            return False
+        self.enqueue("message", text=text, _room=self.typing_room)
+        return True
+
+    def join(self, room):
+        """
+        Join C{room}; the lines typed from now on go there.
+        """
+        self._planned.pop(room_key(room), None)
+        self._planned[room_key(room)] = room
+        self.typing_room = room
+        self.enqueue("join", room=room, _switch=True)
+
+    def part(self, room):
+        """
+        Leave C{room}; if lines went there, they go to the lobby from now
+        on if we are in it, else to the room joined last.
+        """
+        self._planned.pop(room_key(room), None)
+        if same_room(room, self.typing_room):
+            self.typing_room = pick_current(self._planned.values())
+        self.enqueue("part", room=room)
+
     def leave(self, message=None):
         """
         Leave when what was typed before has gone (C{/exit}); between
@@ -440,6 +548,12 @@ class ChatSession:
         else:
             self.enqueue("quit", message=message)
 
+    #: Requests answered only by the heartbeat_ack sent right after them
+    #: (or by an error): the server may answer them with nothing else (an
+    #: unban of someone not banned; a kick in a room over the presence
+    #: limit).
+    _BARRIERED = frozenset(["topic", "kick", "ban", "unban", "op"])
+
     def _pump(self):
         """
         Send what waits in the outbox, as fast as the rate allows.
@@ -450,19 +564,28 @@ class ChatSession:
         self._held_for_answers = False
         while outbox:
             type, fields = outbox[0]
-            problem = None
+            if self._joining is not None:
+                # Nothing goes before we know whether we are in the room.
+                self._held_for_answers = True
+                break
+            shown = problem = None
             if type == "problem":
                 problem = fields["line"]
-            elif type == "message" and len(fields["text"]) > self.max_text:
-                problem = too_long_line(fields["text"], self.max_text)
-            if problem is not None:
+            elif type == "message":
+                problem = self._unsendable(fields)
+            elif type == "show_topic":
+                shown, problem = self._topic_line(fields["room"])
+            if problem is not None or shown is not None:
                 if self.outstanding:
                     # Shown in its turn: after the answers to the lines
                     # before it (each answer pumps again).
                     self._held_for_answers = True
                     break
                 outbox.popleft()
-                self.view.problem(problem, failed=1)
+                if problem is not None:
+                    self.view.problem(problem, failed=1)
+                else:
+                    self.view.show_event(shown)
                 continue
             if type == "nick":
                 if self._renaming is not None:
@@ -484,18 +607,63 @@ class ChatSession:
             if type == "quit":
                 self.quit(fields.get("message"))
                 return
-            self.outstanding += 1
-            if type == "message":
-                self._unconfirmed.append(fields["text"])
-            elif type == "nick":
-                self._request_ids += 1
-                self._renaming = self._request_ids
-                fields = dict(fields, id=self._renaming)
-            self.protocol.send(type, **fields)
+            self._send_request(type, fields)
         if self._input_paused and len(outbox) <= OUTBOX_LOW:
             self._input_paused = False
             self.resume_input()
         self._maybe_finish()
+
+    def _send_request(self, type, fields):
+        """
+        Send one request from the outbox, and note what will answer it.
+        """
+        self.outstanding += 1
+        frame = {key: value for key, value in fields.items() if not key.startswith("_")}
+        if type == "message":
+            self._unconfirmed.append(fields)
+            room = fields.get("_room")
+            if room is not None and not same_room(room, LOBBY):
+                frame["room"] = room
+        elif type in ("nick", "join", "part") or type in self._BARRIERED:
+            self._request_ids += 1
+            frame["id"] = request_id = self._request_ids
+            if type == "nick":
+                self._renaming = request_id
+            elif type == "join":
+                self._joining = (request_id, fields["room"], fields.get("_switch", False))
+            elif type == "part":
+                self._parts[request_id] = fields["room"]
+            else:
+                self._barriers.add(request_id)
+                self.protocol.send(type, **frame)
+                # The server answers frames in order: its ack comes after
+                # whatever the request gives.
+                self.protocol.send("heartbeat", id=request_id)
+                return
+        self.protocol.send(type, **frame)
+
+    def _unsendable(self, fields):
+        """
+        Why a message from the outbox cannot be sent, or L{None}.
+        """
+        if len(fields["text"]) > self.max_text:
+            return too_long_line(fields["text"], self.max_text)
+        if "to" in fields and not self._direct_known:
+            return "! not sent: this server has no direct messages"
+        room = fields.get("_room")
+        if room is not None and room_key(room) not in self.rooms:
+            return "! not sent: you are not in #%s" % (sanitize(room),)
+        return None
+
+    def _topic_line(self, room):
+        """
+        What C{/topic} shows in its turn: the topic of C{room} (a
+        C{topic} frame without C{by}), or a problem.
+        """
+        known = self.rooms.get(room_key(room))
+        if known is None:
+            return None, "! you are not in #%s" % (sanitize(room),)
+        return {"type": "topic", "room": known.name, "topic": known.topic}, None
 
     def _paced(self):
         self._pace_call = None
@@ -599,35 +767,56 @@ class ChatSession:
     # Server-to-client frames, each handled by handle_<type>:
     #
     #   welcome       {session, name, seq, heartbeat_interval, timeout,
-    #                  max_frame, max_text, rate?, login?}
+    #                  max_frame, max_text, rate?, login?, dseq?}
     #                                   -> a new session, or resume the old
     #                                      one on a new connection
     #   logged_in     {name}            -> the login is over: ready
-    #   resumed       {replayed, name}  -> the resume is over (after its
+    #   resumed       {replayed, name, rooms?, direct?}
+    #                                   -> the resume is over (after its
     #                                      replayed events)
-    #   lagged        {missed_from}     -> resume on this connection
-    #   error         {code, message, id?}
+    #   lagged        {missed_from?, rooms?}
+    #                                   -> resume on this connection
+    #   error         {code, message, id?, room?, direct?}
     #                                   -> the login refused (the end), the
-    #                                      resume failed (a new session), or
+    #                                      resume failed (a new session; for
+    #                                      one room or the direct stream,
+    #                                      what was missed is reported), or
     #                                      a request refused (shown)
-    #   message       {seq, from, text, time}
+    #   message       {seq, from, text, time, room?}
     #                                   -> shown; our own answers a request
-    #   nick          {seq, old, new}   -> shown; our own answers a request
-    #   who           {names, more?}    -> pages gathered, one line shown
+    #   direct        {dseq, from, to, text, time}
+    #                                   -> shown; our own answers a request
+    #   nick          {seq, old, new, room?}
+    #                                   -> shown; our own answers a request
+    #   who           {names, ops?, room?, more?}
+    #                                   -> pages gathered, one line shown
+    #   rooms         {rooms, more?}    -> pages gathered, then shown
+    #   joined        {room, seq, topic, members, presence}
+    #                                   -> we are in the room; answers a join
+    #   parted        {room, seq}       -> we left the room; answers a part
+    #   leave         {seq, name, reason, room?, by?, message?}
+    #                                   -> shown; our own part or kick ends
+    #                                      our membership
+    #   topic         {room, seq, by, topic}
+    #                                   -> shown; the room's topic follows
+    #   heartbeat_ack {ts?, now, id?}   -> with a request's id, answers it
     #   shutdown      {message, reconnect_after?}
     #                                   -> shown; the close that follows is
     #                                      expected
-    #   join, leave, heartbeat_ack, and any other type
+    #   join, ban, unban, op, and any other type
     #                                   -> handle_event: shown if the view
     #                                      shows it
     #
-    # Every frame but welcome, logged_in, resumed, lagged and the login's
-    # and resume's errors is an event in seq order (L{_in_order}): one seen
-    # already is dropped, a gap is reported.  (ChatClientProtocol measures
-    # heartbeat round trips and takes the welcome's limits itself.)
+    # Every frame but welcome, logged_in, resumed, lagged, joined, direct
+    # and the login's and resume's errors is an event in its room's seq
+    # order (L{_in_order}): one seen already is dropped, a gap is reported.
+    # direct frames follow their own dseq likewise.  (ChatClientProtocol
+    # measures heartbeat round trips and takes the welcome's limits
+    # itself.)
     _HANDLED = frozenset([
         "welcome", "logged_in", "resumed", "lagged", "error", "message", "nick", "who",
-        "shutdown", "join", "leave", "heartbeat_ack",
+        "shutdown", "join", "leave", "heartbeat_ack", "direct", "rooms", "joined", "parted",
+        "topic", "ban", "unban", "op",
     ])
 
     def message_received(self, message):
@@ -654,23 +843,44 @@ class ChatSession:
         self._pace = _pacer(message.get("rate"), self.clock)
         seq = message.get("seq")
         seq = seq if wire.is_whole(seq) else None
+        dseq = message.get("dseq")
+        dseq = dseq if wire.is_whole(dseq) else None
         if self.welcomed_once and self.session is not None and self.last_seq is not None:
-            self._resume_session(message, seq)
+            self._resume_session(message, seq, dseq)
         else:
-            self._start_session(message, seq)
+            self._start_session(message, seq, dseq)
 
-    def _resume_session(self, message, seq):
+    def _resume_session(self, message, seq, dseq):
         """
         A new connection for an old session: pick up where we were (the
         welcome's session is ours if the resume fails).
         """
         self._resuming = "reconnect"
         self._welcome_seq = seq
+        self._welcome_dseq = dseq
         self._new_session = message.get("session")
         self._new_name = message.get("name")
-        self.protocol.send("resume", session=self.session, last_seq=self.last_seq)
+        self._send_resume()
 
-    def _start_session(self, message, seq):
+    def _send_resume(self):
+        """
+        Ask for everything after what we saw: in the lobby (C{last_seq}),
+        in each other room (C{rooms}) and of the direct messages
+        (C{last_dseq}).  A session that never left the lobby sends
+        today's frame.
+        """
+        fields = {"session": self.session, "last_seq": self.last_seq}
+        rooms = {
+            room.name: room.seq for key, room in self.rooms.items()
+            if key != LOBBY and wire.is_whole(room.seq)
+        }
+        if rooms:
+            fields["rooms"] = rooms
+        if self._direct_known and self.last_dseq is not None:
+            fields["last_dseq"] = self.last_dseq
+        self.protocol.send("resume", **fields)
+
+    def _start_session(self, message, seq, dseq):
         """
         The first welcome: the session it gives is ours; log in, or take
         our name, and start sending.
@@ -678,6 +888,10 @@ class ChatSession:
         self.welcomed_once = True
         self.session = message.get("session")
         self.last_seq = seq
+        self.rooms = {LOBBY: self._lobby}
+        self.current = LOBBY
+        self._direct_known = dseq is not None
+        self.last_dseq = dseq
         self.name = message.get("name")
         if message.get("login") is True:
             self._login_required = True
@@ -714,6 +928,7 @@ class ChatSession:
         self.view.show("* reconnected, %s missed events replayed" % (replayed,))
         # Whatever we sent that never came back was lost with the old
         # connection: the replay covered everything the server accepted.
+        self._requeue_requests()
         self._requeue_unconfirmed()
         self._retake_nick()
         self._ready()
@@ -725,7 +940,7 @@ class ChatSession:
         """
         self.view.show("* fell behind; catching up")
         self._resuming = "lagged"
-        self.protocol.send("resume", session=self.session, last_seq=self.last_seq)
+        self._send_resume()
 
     def handle_error(self, message):
         """
@@ -739,15 +954,27 @@ class ChatSession:
             self._finish(EXIT_FAILED)
             return
         if message.get("code") == wire.RESUME_FAILED and self._resuming:
-            self._resume_failed(message)
+            if "room" in message or message.get("direct") is True:
+                self._part_not_resumed(message)
+            else:
+                self._resume_failed(message)
             return
         if not self._in_order(message):
             return
         # Whatever it answers, something we sent was refused.
-        if message.get("id", False) == self._renaming:
-            self._renaming = None
         self._answered()
         self.view.refused(message)
+        request_id = _request_id(message)
+        if request_id is None:
+            pass
+        elif request_id == self._renaming:
+            self._renaming = None
+        elif self._joining is not None and request_id == self._joining[0]:
+            self._join_refused()
+        elif request_id in self._barriers:
+            self._barriers.discard(request_id)
+        elif request_id in self._parts:
+            self._part_refused(self._parts.pop(request_id))
         self._next_after_answers()
 
     def handle_message(self, message):
@@ -758,13 +985,33 @@ class ChatSession:
             return
         if message.get("from") == self.name:
             self._answered()
-            if self._unconfirmed:
-                self._unconfirmed.popleft()
+            self._confirm(("room", room_key(room_of(message))), message.get("text"))
+        self._show(message)
+
+    def handle_direct(self, message):
+        """
+        A direct message, to us or (our own copy) from us; ours answers
+        the one we sent.
+        """
+        dseq = message.get("dseq")
+        if wire.is_whole(dseq) and self.last_dseq is not None:
+            if dseq <= self.last_dseq:
+                return
+            if dseq > self.last_dseq + 1:
+                self._missed_direct(self.last_dseq + 1, dseq - 1)
+        if wire.is_whole(dseq):
+            self.last_dseq = dseq
+        if message.get("from") == self.name:
+            self._answered()
+            to = message.get("to")
+            self._confirm(("to", room_key(to) if isinstance(to, str) else to),
+                          message.get("text"))
         self._show(message)
 
     def handle_nick(self, message):
         """
-        A rename; ours answers our request, and our name follows.
+        A rename; ours answers our request, and our name follows.  (It
+        comes in every room we are in: the first answers.)
         """
         if not self._in_order(message):
             return
@@ -783,6 +1030,119 @@ class ChatSession:
         self._who_page(message)
         self._next_after_answers()
 
+    def handle_rooms(self, message):
+        """
+        A page of the answer to /rooms; the last one shows them all.
+        """
+        rooms = message.get("rooms")
+        if isinstance(rooms, list):
+            self._room_list.extend(room for room in rooms if isinstance(room, dict))
+        if message.get("more"):
+            return
+        rooms, self._room_list = self._room_list, []
+        self._answered()
+        self._show({"type": "rooms", "rooms": rooms})
+
+    def handle_joined(self, message):
+        """
+        We are in a room: the answer to our join (it becomes current if
+        the user asked for it), a room the server joined us to, or, after
+        a resume, a room whose missed events were not replayed.
+        """
+        name = message.get("room")
+        if not isinstance(name, str):
+            self.bad_frame("joined without a room")
+            return
+        key = room_key(name)
+        joining = self._joining
+        answers = joining is not None and (
+            _request_id(message) == joining[0]
+            if "id" in message else same_room(joining[1], name))
+        room = self.rooms.get(key)
+        fresh = False
+        if room is None:
+            room = self._rejoining.pop(key, None)
+            if room is None:
+                room = self._lobby if key == LOBBY else Room(name)
+                fresh = True
+            self.rooms[key] = room
+        elif answers:
+            # It is the room joined last now.
+            self.rooms[key] = self.rooms.pop(key)
+        room.name = name
+        seq = message.get("seq")
+        if wire.is_whole(seq):
+            if not fresh and room.seq is not None and seq > room.seq:
+                self._missed(room.seq + 1, seq, name)
+            room.seq = seq
+        topic = message.get("topic")
+        room.topic = topic if isinstance(topic, str) else ""
+        if key not in self._planned:
+            self._planned[key] = name
+        if answers:
+            self._joining = None
+            if joining[2]:
+                self.current = name
+            self._answered()
+        if answers or fresh:
+            self._show(message)
+        else:
+            self._next_after_answers()
+
+    def handle_parted(self, message):
+        """
+        We have left a room (whose presence is off: no leave event came);
+        the answer to our part, or a kick.
+        """
+        name = message.get("room")
+        if not isinstance(name, str):
+            self.bad_frame("parted without a room")
+            return
+        room = self.rooms.get(room_key(name))
+        seq = message.get("seq")
+        if room is not None and room.seq is not None and wire.is_whole(seq) and seq > room.seq:
+            self._missed(room.seq + 1, seq, name)
+        self.view.show_event(message)
+        self._left(name)
+        self._next_after_answers()
+
+    def handle_leave(self, message):
+        """
+        Someone left a room; if it is us (a part, or a kick), we are no
+        longer in it.  (Our own leave for another reason is our old
+        connection's, replayed: the resume keeps the membership.)
+        """
+        if not self._in_order(message):
+            return
+        self.view.show_event(message)
+        if (message.get("name") == self.name
+                and message.get("reason") in (REASON_PART, REASON_KICKED)):
+            self._left(room_of(message))
+        self._next_after_answers()
+
+    def handle_topic(self, message):
+        """
+        A room's topic was set.
+        """
+        if not self._in_order(message):
+            return
+        room = self.rooms.get(room_key(room_of(message)))
+        topic = message.get("topic")
+        if room is not None:
+            room.topic = topic if isinstance(topic, str) else ""
+        self._show(message)
+
+    def handle_heartbeat_ack(self, message):
+        """
+        The answer to a heartbeat: to one of ours, or to the one that
+        follows a request that may get no other answer.
+        """
+        request_id = _request_id(message)
+        if request_id is not None and request_id in self._barriers:
+            self._barriers.discard(request_id)
+            self._answered()
+        self.handle_event(message)
+
     def handle_shutdown(self, message):
         """
         The server is stopping: the close that follows is expected, and it
@@ -798,27 +1158,96 @@ class ChatSession:
 
     def handle_event(self, message):
         """
-        join, leave, heartbeat_ack, and types we do not know: shown if
-        the view shows them.
+        join, ban, unban, op, heartbeat_ack, and types we do not know:
+        shown if the view shows them.
         """
         if self._in_order(message):
             self._show(message)
 
-    handle_join = handle_leave = handle_heartbeat_ack = handle_event
+    handle_join = handle_ban = handle_unban = handle_op = handle_event
 
     def _in_order(self, message):
         """
-        Follow the seq of events: C{False} for one seen already (a replay
-        overlapping what we had); a gap is reported as missed events.
+        Follow the seq of events, room by room: C{False} for one seen
+        already (a replay overlapping what we had); a gap is reported as
+        missed events.
         """
         seq = message.get("seq")
-        if wire.is_whole(seq):
-            if self.last_seq is not None and seq <= self.last_seq:
-                return False
-            if self.last_seq is not None and seq > self.last_seq + 1:
-                self._missed(self.last_seq + 1, seq - 1)
-            self.last_seq = seq
+        if not wire.is_whole(seq):
+            return True
+        name = room_of(message)
+        room = self.rooms.get(room_key(name))
+        if room is None and same_room(name, LOBBY):
+            room = self._lobby
+        if room is None:
+            return True
+        if room.seq is not None and seq <= room.seq:
+            return False
+        if room.seq is not None and seq > room.seq + 1:
+            self._missed(room.seq + 1, seq - 1, name)
+        room.seq = seq
         return True
+
+    def _left(self, name):
+        """
+        We are no longer in room C{name}: it answers our part, or we were
+        kicked (then the typed lines no longer go there either).  If it
+        was current, the lobby is now, if we are in it, else the room
+        joined last.
+        """
+        key = room_key(name)
+        self.rooms.pop(key, None)
+        self._rejoining.pop(key, None)
+        for request_id, room in list(self._parts.items()):
+            if same_room(room, name):
+                del self._parts[request_id]
+                self._answered()
+                break
+        else:
+            self._planned.pop(key, None)
+            if same_room(self.typing_room, name):
+                self.typing_room = pick_current(self._planned.values())
+        self._current_gone(name)
+
+    def _current_gone(self, name):
+        """
+        If room C{name} was current, the lobby is now, if we are in it,
+        else the room joined last; say which.
+        """
+        if same_room(self.current, name):
+            self.current = pick_current(room.name for room in self.rooms.values())
+            if self.current is None:
+                self.view.show("* you are in no room now; /join one")
+            else:
+                self.view.show("* current room: #%s" % (sanitize(self.current),))
+
+    def _join_refused(self):
+        """
+        The join in flight was refused: unless we are in that room
+        already, the typed lines no longer go there.
+        """
+        _, name, _ = self._joining
+        self._joining = None
+        key = room_key(name)
+        if key in self.rooms:
+            return
+        self._planned.pop(key, None)
+        if same_room(self.typing_room, name):
+            self.typing_room = pick_current(self._planned.values())
+        if self._rejoining.pop(key, None) is not None:
+            # After a failed resume: the room we were in is lost.
+            self._current_gone(name)
+
+    def _part_refused(self, name):
+        """
+        A part was refused: if we are in that room, we still are; if the
+        typed lines had nowhere to go, they go there again.
+        """
+        key = room_key(name)
+        if key in self.rooms and key not in self._planned:
+            self._planned[key] = self.rooms[key].name
+            if self.typing_room is None:
+                self.typing_room = pick_current(self._planned.values())
 
     def _show(self, message):
         """
@@ -844,9 +1273,21 @@ class ChatSession:
         """
         self.view.problem("! bad frame from server: %s" % (sanitize(text),))
 
-    def _missed(self, first, last):
+    def _missed(self, first, last, room=LOBBY):
+        """
+        Events C{first} to C{last} of C{room} never reached us; the line
+        names the room unless it is the current one.
+        """
         self.missed_events += last - first + 1
-        self.view.problem("! missed events %d..%d" % (first, last))
+        where = "" if same_room(room, self.current) else "#%s: " % (sanitize(room),)
+        self.view.problem("! %smissed events %d..%d" % (where, first, last))
+
+    def _missed_direct(self, first, last):
+        """
+        Direct messages C{first} to C{last} (their dseq) never reached us.
+        """
+        self.missed_events += last - first + 1
+        self.view.problem("! missed direct messages %d..%d" % (first, last))
 
     def disconnected(self, reason, timed_out):
         """
@@ -926,8 +1367,10 @@ class ChatSession:
             self.view.problem("! could not catch up: %s" % (sanitize(message.get("message", "")),))
             return
         self.view.show("* reconnected as a new session (the server no longer had ours)")
+        in_lobby = LOBBY in self.rooms
         if (
-            self.last_seq is not None
+            in_lobby
+            and self.last_seq is not None
             and self._welcome_seq is not None
             and self._welcome_seq > self.last_seq
         ):
@@ -942,16 +1385,77 @@ class ChatSession:
         self.session = self._new_session
         self.last_seq = self._welcome_seq
         self.name = self._new_name
+        self.last_dseq = self._welcome_dseq
+        self._direct_known = self._welcome_dseq is not None
+        # The new session is in the lobby only: join our rooms again (what
+        # we missed in each is reported when it is joined), and leave the
+        # lobby again if we had.
+        self._requeue_requests()
+        rejoin = [("join", {"room": room.name})
+                  for key, room in self.rooms.items() if key != LOBBY]
+        if not in_lobby:
+            rejoin.append(("part", {"room": LOBBY}))
+        self._outbox.extendleft(reversed(rejoin))
+        self._rejoining = {key: room for key, room in self.rooms.items() if key != LOBBY}
+        self.rooms = {LOBBY: self._lobby}
         if self._login_required:
             self._log_in()
             return
         self._retake_nick()
         self._ready()
 
+    def _requeue_requests(self):
+        """
+        The join and parts that were under way when the connection was
+        lost, and did not happen: send them again, first.
+        """
+        requests = []
+        if self._joining is not None:
+            _, room, switch = self._joining
+            if room_key(room) not in self.rooms:
+                requests.append(("join", {"room": room, "_switch": switch}))
+        for room in self._parts.values():
+            if room_key(room) in self.rooms:
+                requests.append(("part", {"room": room}))
+        self._outbox.extendleft(reversed(requests))
+
     def _requeue_unconfirmed(self):
-        for text in reversed(self._unconfirmed):
-            self._outbox.appendleft(("message", {"text": text}))
+        self._outbox.extendleft(("message", fields) for fields in reversed(self._unconfirmed))
         self._unconfirmed.clear()
+
+    def _confirm(self, target, text):
+        """
+        Our message to C{target} (C{("room", key)} or C{("to", key)})
+        came back: it is no longer unconfirmed (the first one with that
+        text, else the oldest).
+        """
+        for fields in self._unconfirmed:
+            if "to" in fields:
+                sent_to = ("to", room_key(fields["to"]))
+            else:
+                sent_to = ("room", room_key(fields.get("_room", LOBBY)))
+            if sent_to == target and fields["text"] == text:
+                self._unconfirmed.remove(fields)
+                return
+        if self._unconfirmed:
+            self._unconfirmed.popleft()
+
+    def _part_not_resumed(self, message):
+        """
+        The resume could not replay one room (its joined follows, with
+        the current seq: what was missed is reported then) or the direct
+        messages: those before the oldest the server has are lost.
+        """
+        if "room" in message:
+            return
+        oldest = message.get("oldest_dseq")
+        if (wire.is_whole(oldest) and self.last_dseq is not None
+                and oldest - 1 > self.last_dseq):
+            self._missed_direct(self.last_dseq + 1, oldest - 1)
+            self.last_dseq = oldest - 1
+        else:
+            self.view.problem("! some direct messages were missed (the server could not "
+                              "replay them)")
 
     def _retake_nick(self):
         if self.nick is not None and self.name != self.nick and not self._login_required:
@@ -962,18 +1466,31 @@ class ChatSession:
         self.offline_since = self.next_attempt = None
         self.outstanding = 0
         self._renaming = None
+        self._joining = None
+        self._parts.clear()
+        self._barriers.clear()
+        self._who.clear()
+        self._room_list = []
         self._pump()
         self._maybe_finish()
 
     def _who_page(self, message):
-        names = message.get("names")
-        if isinstance(names, list):
-            self._who.extend(names)
+        key = room_key(room_of(message))
+        names, ops = self._who.setdefault(key, ([], []))
+        for field, gathered in [("names", names), ("ops", ops)]:
+            page = message.get(field)
+            if isinstance(page, list):
+                gathered.extend(page)
         if message.get("more"):
             return
-        names, self._who = self._who, []
+        del self._who[key]
         self._answered()
-        self.view.show_event({"type": "who", "names": names})
+        answer = {"type": "who", "names": names}
+        if "room" in message:
+            answer["room"] = message["room"]
+        if ops:
+            answer["ops"] = ops
+        self.view.show_event(answer)
 
     def _answered(self):
         if self.outstanding > 0:
