@@ -603,7 +603,6 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if self.state is CLOSING:
             return
         self.state = move(self.state, JOINED)
-        self.factory.rooms.resumed(self)
         self._resumed(replayed, request_id)
 
     def _resume_refused(self, failure, request_id, was):

@@ -23,6 +23,32 @@ from twisted_chat.room.memory import MemoryStore
 from twisted_chat.room.room import Batching, Room
 
 
+class Users:
+    """
+    Every user of the server, by name in lower case: the lobby's members,
+    and those who left the lobby but are still connected.  (Most users are
+    in the lobby alone, and keep no entry of their own here.)
+    """
+
+    __slots__ = ("lobby", "outside")
+
+    def __init__(self, lobby):
+        self.lobby = lobby
+        self.outside = {}
+
+    def get(self, key, default=None):
+        """
+        The user called C{key} (a name in lower case), or C{default}.
+        """
+        member = self.lobby.members_by_name.get(key)
+        if member is None:
+            return self.outside.get(key, default)
+        return member
+
+    def __contains__(self, key):
+        return key in self.lobby.members_by_name or key in self.outside
+
+
 def about(name):
     """
     The members an error about the room C{name} carries: C{room}, but for
@@ -36,8 +62,8 @@ class Rooms:
     The lobby, the rooms clients make, and which member is in which.
 
     @ivar lobby: the L{Room} every connection starts in.
-    @ivar users: every member in the lobby or another room, by name in
-        lower case.
+    @ivar users: the L{Users}: every connected user, by name in lower
+        case.
     @ivar max_rooms: see L{settings.DEFAULT_MAX_ROOMS}.
     @ivar max_rooms_per_client: see L{settings.DEFAULT_MAX_ROOMS_PER_CLIENT}.
     @ivar shared: whether the lobby's store is shared with other nodes (a
@@ -63,7 +89,6 @@ class Rooms:
         lobby's (a L{MemoryStore} that knows every user by default).
         """
         self.clock = clock
-        self.users = {}
         self.shared = store is not None and not isinstance(store, MemoryStore)
         self.max_rooms = max_rooms
         self.max_rooms_per_client = max_rooms_per_client
@@ -71,14 +96,21 @@ class Rooms:
             backlog=backlog, presence_limit=presence_limit, coalesce=coalesce,
             hold_limit=hold_limit)
         self.batching = Batching()
-        if store is None:
-            store = MemoryStore(self.users)
+        memory = store is None
+        if memory:
+            store = MemoryStore()
         self.lobby = Room(clock, store=store, batching=self.batching, **self._options)
+        self.users = Users(self.lobby)
+        if memory:
+            store.users = self.users
         self.stats = self.lobby.stats
         self._rooms = {self.lobby.key: self.lobby}
         # The last seq of rooms that emptied, by key.
         self._last_seq = {}
-        # Each member's rooms, by key, in the order it joined them.
+        # Each member's rooms other than the lobby, in the order it joined
+        # them: a tuple, and none for most members, who are in the lobby
+        # alone (a dict each would be a tenth of what a quiet connection
+        # costs).
         self._joined = {}
 
     def __iter__(self):
@@ -95,9 +127,11 @@ class Rooms:
 
     def rooms_of(self, member):
         """
-        The rooms C{member} is in, in the order it joined them.
+        The rooms C{member} is in: the lobby first, then the others in the
+        order it joined them.
         """
-        return list(self._joined.get(member, {}).values())
+        others = list(self._joined.get(member, ()))
+        return [self.lobby] + others if member in self.lobby else others
 
     def in_room(self, member, name):
         """
@@ -105,11 +139,16 @@ class Rooms:
 
         @raise wire.ProtocolError: L{wire.NOT_IN_ROOM} otherwise.
         """
-        room = self._joined.get(member, {}).get(name.lower())
-        if room is None:
-            raise wire.ProtocolError(
-                wire.NOT_IN_ROOM, "you are not in %s" % (name,), **about(name))
-        return room
+        key = name.lower()
+        if key == self.lobby.key:
+            if member in self.lobby:
+                return self.lobby
+        else:
+            for room in self._joined.get(member, ()):
+                if room.key == key:
+                    return room
+        raise wire.ProtocolError(
+            wire.NOT_IN_ROOM, "you are not in %s" % (name,), **about(name))
 
     def batch(self):
         """
@@ -128,7 +167,8 @@ class Rooms:
         """
         Send C{member} now the events it is owed in every room it is in.
         """
-        for room in self._joined.get(member, {}).values():
+        self.lobby.flush_to(member)
+        for room in self._joined.get(member, ()):
             room.flush_to(member)
 
     # Joining and leaving.
@@ -137,19 +177,13 @@ class Rooms:
         """
         C{member} joins the lobby as its welcome said: it becomes a user.
         """
-        self.users[member.name.lower()] = member
         return self._add(member, self.lobby, after_seq)
 
-    def resumed(self, member):
-        """
-        C{member} continues a session in the lobby (L{Room.resume}): it is
-        a user under the session's name.
-        """
-        self.users[member.name.lower()] = member
-        self._joined.setdefault(member, {})[self.lobby.key] = self.lobby
-
     def _add(self, member, room, after_seq):
-        self._joined.setdefault(member, {})[room.key] = room
+        if room.lobby:
+            self.users.outside.pop(member.name.lower(), None)
+        else:
+            self._joined[member] = self._joined.get(member, ()) + (room,)
         return room.join(member, after_seq)
 
     def open(self, member, name):
@@ -162,9 +196,10 @@ class Rooms:
             or L{wire.UNAVAILABLE} for a new room in a cluster.
         """
         key = name.lower()
-        mine = self._joined.get(member, {})
-        if key in mine:
-            return mine[key], True
+        mine = self.rooms_of(member)
+        for room in mine:
+            if room.key == key:
+                return room, True
         if len(mine) >= self.max_rooms_per_client:
             raise wire.ProtocolError(
                 wire.TOO_MANY_ROOMS,
@@ -211,7 +246,10 @@ class Rooms:
                 wire.UNAVAILABLE,
                 "the lobby cannot be left on a cluster node yet")
         room = self.in_room(member, name)
-        del self._joined[member][room.key]
+        if room.lobby:
+            self.users.outside[member.name.lower()] = member
+        else:
+            self._forget_membership(member, room)
         d = room.part(member, message)
         self._after_leaving(member, room)
         return d.addCallback(lambda told: (room, told))
@@ -221,18 +259,25 @@ class Rooms:
         C{member}'s connection ended: it leaves every room, each told why,
         and is no longer a user.
         """
-        rooms = self._joined.pop(member, {})
-        if self.users.get((member.name or "").lower()) is member:
-            del self.users[member.name.lower()]
+        # (The lobby first: pending or resuming connections are expected
+        # by it, and Room.leave does nothing to a room's non-members.)
+        rooms = [self.lobby] + list(self._joined.pop(member, ()))
+        key = (member.name or "").lower()
+        if self.users.outside.get(key) is member:
+            del self.users.outside[key]
         results = []
-        for room in rooms.values():
+        for room in rooms:
             results.append(room.leave(member, reason, message))
             self._after_leaving(member, room)
-        if self.lobby.key not in rooms:
-            # Pending or resuming connections are expected by the lobby.
-            results.append(self.lobby.leave(member, reason, message))
         return defer.gatherResults(results, consumeErrors=True).addCallback(
             lambda _: None)
+
+    def _forget_membership(self, member, room):
+        rest = tuple(r for r in self._joined.get(member, ()) if r is not room)
+        if rest:
+            self._joined[member] = rest
+        else:
+            self._joined.pop(member, None)
 
     def _after_leaving(self, member, room):
         """
@@ -279,12 +324,12 @@ class Rooms:
         return defer.succeed(None)
 
     def _renamed(self, _, member, old):
-        if self.users.get(old.lower()) is member:
-            del self.users[old.lower()]
-        self.users[member.name.lower()] = member
-        for room in self.rooms_of(member):
-            if not room.lobby:
-                room.renamed(member, old)
+        outside = self.users.outside
+        if outside.get(old.lower()) is member:
+            del outside[old.lower()]
+            outside[member.name.lower()] = member
+        for room in self._joined.get(member, ()):
+            room.renamed(member, old)
 
     def names(self, name):
         """
