@@ -349,7 +349,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     # Any frame may carry an "id", which its direct reply or error echoes.
     _HANDLED = frozenset([
         "heartbeat", "message", "nick", "who", "quit", "resume", "login",
-        "join", "part", "rooms", "topic",
+        "join", "part", "rooms", "topic", "kick", "ban", "unban", "op",
     ])
 
     def stringReceived(self, payload):
@@ -835,6 +835,54 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self.send("rooms", rooms=page, more=True, **echo)
         self.send("rooms", rooms=pages[-1], **echo)
 
+    def handle_kick(self, message, request_id):
+        """
+        As an operator, take someone out of a room; the reason arrives as
+        the leave's message.
+        """
+        reason = message.get("reason")
+        if reason is not None:
+            reason = wire.check_text(reason, self.factory.settings.max_text, "reason")
+        self.factory.rooms.kick(
+            self, wire.check_room(message), message.get("name"), reason).addCallbacks(
+                self._kicked, self._refused, errbackArgs=(request_id,))
+
+    def _kicked(self, result):
+        """
+        The kicked member gets its own leave, or, in a room too large to
+        announce it, C{parted}.
+        """
+        if result is None:
+            return
+        room, kicked, told = result
+        if not told and kicked.state is not CLOSING:
+            kicked.send("parted", room=room.name, seq=room.seq)
+
+    def handle_ban(self, message, request_id):
+        """
+        As an operator, ban a name (and, if its user is online, its address)
+        from a room, kicking it out.
+        """
+        self.factory.rooms.ban(
+            self, wire.check_room(message), message.get("name")).addCallbacks(
+                self._kicked, self._refused, errbackArgs=(request_id,))
+
+    def handle_unban(self, message, request_id):
+        """
+        As an operator, lift a ban.
+        """
+        self.factory.rooms.unban(
+            self, wire.check_room(message), message.get("name")).addErrback(
+                self._refused, request_id)
+
+    def handle_op(self, message, request_id):
+        """
+        As an operator, make another member of the room one.
+        """
+        self.factory.rooms.make_op(
+            self, wire.check_room(message), message.get("name")).addErrback(
+                self._refused, request_id)
+
     def handle_topic(self, message, request_id):
         """
         Set the topic of a room, as one of its operators.
@@ -1064,6 +1112,7 @@ class ChatServerFactory(Factory):
             store=store,
             max_rooms=self.settings.max_rooms,
             max_rooms_per_client=self.settings.max_rooms_per_client,
+            accounts=portal is not None,
         )
         self.room = self.rooms.lobby
         self.stats = self.room.stats

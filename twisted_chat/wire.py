@@ -362,6 +362,22 @@ def check_room(message):
     return room
 
 
+def check_name(name):
+    """
+    Check the name of a user someone else names (a ban, a kick): any name a
+    user can have, guest names too.
+
+    @raise ProtocolError: L{BAD_NICK} unless it is 1 to 32 of
+        C{A-Z a-z 0-9 _ -}.
+    """
+    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+        raise ProtocolError(
+            BAD_NICK,
+            "a name is 1 to %d of the characters A-Z a-z 0-9 _ -" % (NAME_MAX,),
+        )
+    return name
+
+
 def check_nick(name):
     """
     Check a name a client asks for.

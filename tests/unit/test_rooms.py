@@ -429,3 +429,95 @@ class LagTests(RoomsMixin, SynchronousTestCase):
         self.assertEqual(replay[-1]["replayed"], len(replay) - 1)
         self.send(writer, type="message", room="dev", text="live")
         self.assertEqual(self.received(reader_t)[0]["text"], "live")
+
+
+class ModerationTests(RoomsMixin, SynchronousTestCase):
+    """
+    kick, ban, unban and op: operators only.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.carol, self.carol_t = self.connect(40002, host="10.0.0.3")
+        self.send(self.carol, type="nick", name="carol")
+        for protocol, transport in [(self.alice, self.alice_t), (self.bob, self.bob_t),
+                                    (self.carol, self.carol_t)]:
+            self.join(protocol, transport, "dev")
+        for transport in (self.alice_t, self.bob_t, self.carol_t):
+            self.received(transport)
+
+    def test_kick(self):
+        """
+        A kick is a leave with reason kicked, by, and the reason as its
+        message; the kicked member gets it too, and nothing after.
+        """
+        self.send(self.alice, type="kick", room="dev", name="BOB", reason="spam")
+        leave = {"type": "leave", "room": "dev", "name": "bob", "reason": "kicked",
+                 "by": "alice", "message": "spam", "seq": 4}
+        self.assertEqual(self.received(self.bob_t), [leave])
+        self.assertEqual(self.received(self.carol_t), [leave])
+        self.send(self.bob, type="message", room="dev", text="x")
+        self.assertEqual(self.received(self.bob_t)[0]["code"], wire.NOT_IN_ROOM)
+
+    def test_kick_refusals(self):
+        """
+        Not an operator: not_op; nobody of that name in the room:
+        no_such_user; an invalid name: bad_nick.
+        """
+        for sender, transport, name, code in [
+            (self.bob, self.bob_t, "carol", wire.NOT_OP),
+            (self.alice, self.alice_t, "nobody", wire.NO_SUCH_USER),
+            (self.alice, self.alice_t, "not a name", wire.BAD_NICK),
+        ]:
+            self.send(sender, type="kick", room="dev", name=name)
+            (error,) = self.received(transport)
+            self.assertEqual(error["code"], code, name)
+
+    def test_ban(self):
+        """
+        A ban is an event of the room; it kicks the user, who cannot join
+        again, under another name or not, from the same address.
+        """
+        self.send(self.alice, type="ban", room="dev", name="carol")
+        events = self.received(self.bob_t)
+        self.assertEqual(events[0], {"type": "ban", "room": "dev", "name": "carol",
+                                     "by": "alice", "seq": 4})
+        self.assertEqual((events[1]["type"], events[1]["reason"]), ("leave", "kicked"))
+        self.send(self.carol, type="join", room="dev")
+        self.assertEqual(self.received(self.carol_t)[-1]["code"], wire.BANNED)
+        self.send(self.carol, type="nick", name="notcarol")
+        self.send(self.carol, type="join", room="dev")
+        self.assertEqual(self.received(self.carol_t)[-1]["code"], wire.BANNED)
+        elsewhere, transport = self.connect(40009, host="10.0.0.9")
+        self.send(elsewhere, type="nick", name="carol2")
+        self.received(transport)
+        self.assertEqual(self.join(elsewhere, transport, "dev")[0]["type"], "joined")
+
+    def test_unban(self):
+        """
+        unban lifts the name and the address; unbanning someone not banned
+        does nothing.
+        """
+        self.send(self.alice, type="ban", room="dev", name="carol")
+        self.received(self.bob_t)
+        self.send(self.alice, type="unban", room="dev", name="carol")
+        self.assertEqual(self.received(self.bob_t), [
+            {"type": "unban", "room": "dev", "name": "carol", "by": "alice", "seq": 6}])
+        self.received(self.carol_t)
+        self.assertEqual(self.join(self.carol, self.carol_t, "dev")[0]["type"], "joined")
+        self.received(self.alice_t)
+        self.send(self.alice, type="unban", room="dev", name="nobody")
+        self.assertEqual(self.received(self.alice_t), [])
+
+    def test_op(self):
+        """
+        An operator makes another member one: an event of the room; the new
+        operator may then moderate.
+        """
+        self.send(self.alice, type="op", room="dev", name="bob")
+        self.assertEqual(self.received(self.carol_t), [
+            {"type": "op", "room": "dev", "name": "bob", "by": "alice", "seq": 4}])
+        self.send(self.bob, type="kick", room="dev", name="carol")
+        self.assertEqual(self.received(self.carol_t)[-1]["reason"], "kicked")
+        self.send(self.carol, type="op", room="lobby", name="alice")
+        self.assertEqual(self.received(self.carol_t)[-1]["code"], wire.NOT_OP)

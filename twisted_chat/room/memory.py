@@ -110,10 +110,11 @@ class MemoryStore:
         d = self.join(member)
         return d.addCallback(lambda _: name)
 
-    def leave(self, member, reason, message, quietly):
+    def leave(self, member, reason, message, quietly, by=None):
         """
         Free C{member}'s name, keep its session resumable, and announce it
-        left unless C{quietly}.  (L{IRoomStore}.)
+        left unless C{quietly}; C{by} is the operator who kicked it, if
+        one did.  (L{IRoomStore}.)
         """
         # The room has let it go already: it was one more.
         was_small = len(self.room) + 1 <= self.room.presence_limit
@@ -124,6 +125,8 @@ class MemoryStore:
         if quietly or not was_small:
             return defer.succeed(None)
         event = self.room.event("leave", name=member.name, reason=reason)
+        if by is not None:
+            event["by"] = by
         if message is not None:
             event["message"] = message
         return self.publish(event, urgent=False)

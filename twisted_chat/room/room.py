@@ -106,7 +106,9 @@ class Room:
     @ivar store: the L{IRoomStore}.
     @ivar backlog: the L{Backlog} of frames kept for replay.
     @ivar topic: the room's topic, L{None} before one is set.
-    @ivar ops: the session tokens of the room's operators.
+    @ivar ops: what the room's operators are known by (L{Rooms.op_key}).
+    @ivar bans: the names banned from the room, in lower case, each with
+        the addresses its ban covers.
     @ivar closing: set by L{close}; leaves are then no longer announced.
     @ivar presence_limit: join and leave are broadcast only while the room
         has at most this many members.
@@ -149,6 +151,8 @@ class Room:
         self.lobby = self.key == wire.LOBBY
         self.topic = None
         self.ops = set()
+        # Banned names (in lower case), each with the addresses it covers.
+        self.bans = {}
         self.stats = Stats() if stats is None else stats
         self.closing = False
         self.presence_limit = presence_limit
@@ -513,12 +517,14 @@ class Room:
         self._remove(client)
         return self.store.leave(client, reason, message, self.closing)
 
-    def part(self, client, message=None):
+    def part(self, client, message=None, reason=wire.REASON_PART, by=None):
         """
         C{client} leaves this room alone (it stays connected): it is sent
         what it is owed, then its own leave event as its last event of the
         room, when the room is small enough to announce one.
 
+        @param reason: L{wire.REASON_PART}, or L{wire.REASON_KICKED} by the
+            operator called C{by}.
         @return: a Deferred that fires with whether C{client} was sent its
             leave event.
         """
@@ -527,7 +533,10 @@ class Room:
         self._caught_up.pop(client, None)
         self._remove(client)
         before = self.backlog.seq
-        d = self.store.leave(client, wire.REASON_PART, message, self.closing)
+        if by is None:
+            d = self.store.leave(client, reason, message, self.closing)
+        else:
+            d = self.store.leave(client, reason, message, self.closing, by=by)
         told = self.backlog.seq > before
         if told:
             # (A store that answers at once published it just now.)

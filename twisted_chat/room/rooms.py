@@ -83,12 +83,18 @@ class Rooms:
         store=None,
         max_rooms=settings.DEFAULT_MAX_ROOMS,
         max_rooms_per_client=settings.DEFAULT_MAX_ROOMS_PER_CLIENT,
+        accounts=False,
     ):
         """
         The arguments are L{Room}'s, for every room; C{store} is the
         lobby's (a L{MemoryStore} that knows every user by default).
+
+        @param accounts: whether users log in (C{--auth-file}): operator
+            rights and bans then follow the account, not the session and
+            the address.
         """
         self.clock = clock
+        self.accounts = accounts
         self.shared = store is not None and not isinstance(store, MemoryStore)
         self.max_rooms = max_rooms
         self.max_rooms_per_client = max_rooms_per_client
@@ -206,6 +212,9 @@ class Rooms:
                 "you are in %d rooms, the most one connection may be in" % (len(mine),),
                 **about(name))
         room = self._rooms.get(key)
+        if room is not None and self.banned(member, room):
+            raise wire.ProtocolError(
+                wire.BANNED, "you are banned from %s" % (room.name,), **about(room.name))
         if room is None:
             if self.shared:
                 raise wire.ProtocolError(
@@ -230,7 +239,7 @@ class Rooms:
         member of a room becomes its operator.
         """
         if not len(room) and not room.lobby:
-            room.ops.add(member.session)
+            room.ops.add(self.op_key(member))
         return self._add(member, room, room.seq)
 
     def part(self, member, name, message=None):
@@ -286,7 +295,7 @@ class Rooms:
         """
         if room.lobby:
             return
-        room.ops.discard(member.session)
+        room.ops.discard(self.op_key(member))
         if not len(room):
             del self._rooms[room.key]
             self._last_seq[room.key] = room.seq
@@ -294,7 +303,7 @@ class Rooms:
             return
         if not room.ops:
             heir = room.longest_present()
-            room.ops.add(heir.session)
+            room.ops.add(self.op_key(heir))
             room.store.publish(room.event("op", name=heir.name, by=None))
 
     # What members do.
@@ -342,7 +351,7 @@ class Rooms:
         if room is None:
             raise wire.ProtocolError(
                 wire.NO_SUCH_ROOM, "there is no room %s" % (name,), **about(name))
-        ops = sorted(m.name for m in room.members() if m.session in room.ops)
+        ops = sorted(m.name for m in room.members() if self.op_key(m) in room.ops)
         return room.names().addCallback(lambda names: (room, names, ops))
 
     def listing(self, match=None):
@@ -368,15 +377,132 @@ class Rooms:
         room.topic = topic
         return room.store.publish(room.event("topic", by=member.name, topic=topic))
 
+    # Operators and moderation.
+
+    def op_key(self, member):
+        """
+        What operator rights are given to: the session (they survive a
+        rename and a resume, and end with a part), or, with accounts, the
+        account.
+        """
+        if self.accounts:
+            return "account:" + member.name.lower()
+        return member.session
+
     def check_op(self, member, room):
         """
         @raise wire.ProtocolError: L{wire.NOT_OP} unless C{member} is an
             operator of C{room}.
         """
-        if member.session not in room.ops:
+        if self.op_key(member) not in room.ops:
             raise wire.ProtocolError(
                 wire.NOT_OP, "you are not an operator of %s" % (room.name,),
                 **about(room.name))
+
+    def _moderated(self, member, name):
+        """
+        The room called C{name}, which C{member} is in and an operator of.
+        """
+        room = self.in_room(member, name)
+        self.check_op(member, room)
+        return room
+
+    def _member_of(self, room, target):
+        """
+        C{room}'s member called C{target}.
+
+        @raise wire.ProtocolError: L{wire.BAD_NICK}, or
+            L{wire.NO_SUCH_USER} if nobody in the room has that name.
+        """
+        wire.check_name(target)
+        member = room.member(target)
+        if member is None:
+            raise wire.ProtocolError(
+                wire.NO_SUCH_USER, "nobody called %s is in %s" % (target, room.name),
+                **about(room.name))
+        return member
+
+    def kick(self, member, name, target, reason=None):
+        """
+        As operator C{member}, take the user called C{target} out of the
+        room called C{name} (reason C{kicked}, with C{by}).
+
+        @return: a Deferred that fires with (the room, the kicked member,
+            whether it was sent its own leave event).
+        """
+        room = self._moderated(member, name)
+        kicked = self._member_of(room, target)
+        return self._kick(room, kicked, reason, member.name)
+
+    def _kick(self, room, kicked, reason, by):
+        self._forget_membership(kicked, room)
+        d = room.part(kicked, reason, reason=wire.REASON_KICKED, by=by)
+        self._after_leaving(kicked, room)
+        return d.addCallback(lambda told: (room, kicked, told))
+
+    def banned(self, member, room):
+        """
+        Whether C{member} is banned from C{room}: by name (its account, with
+        accounts), or, without accounts, by the address of a user who was
+        banned while online.
+        """
+        bans = room.bans
+        if not bans:
+            return False
+        if member.name.lower() in bans:
+            return True
+        host = getattr(member, "counted_host", None)
+        return not self.accounts and host is not None and any(
+            host in hosts for hosts in bans.values())
+
+    def ban(self, member, name, target):
+        """
+        As operator C{member}, ban the user called C{target} from the room
+        called C{name}: its name (its account, with accounts) and, if it is
+        online, its address; kick it if it is in the room.
+
+        @return: a Deferred that fires with (the room, the kicked member
+            and whether it was sent its own leave, or L{None}).
+        """
+        room = self._moderated(member, name)
+        wire.check_name(target)
+        user = self.users.get(target.lower())
+        hosts = room.bans.setdefault(target.lower(), set())
+        host = getattr(user, "counted_host", None)
+        if host is not None and not self.accounts:
+            hosts.add(host)
+        spelled = target if user is None else user.name
+        d = room.store.publish(room.event("ban", name=spelled, by=member.name))
+        if user is not None and user in room:
+            d.addCallback(lambda _: self._kick(room, user, None, member.name))
+        else:
+            d.addCallback(lambda _: None)
+        return d
+
+    def unban(self, member, name, target):
+        """
+        As operator C{member}, lift the ban of C{target} (its name and the
+        addresses it covered) from the room called C{name}; a name not
+        banned is nothing to do.
+        """
+        room = self._moderated(member, name)
+        wire.check_name(target)
+        if room.bans.pop(target.lower(), None) is None:
+            return defer.succeed(None)
+        return room.store.publish(room.event("unban", name=target, by=member.name))
+
+    def make_op(self, member, name, target):
+        """
+        As operator C{member}, make C{name}'s member called C{target} an
+        operator too (nothing to do if it is one).
+        """
+        room = self._moderated(member, name)
+        made = self._member_of(room, target)
+        key = self.op_key(made)
+        if key in room.ops:
+            return defer.succeed(None)
+        room.ops.add(key)
+        return room.store.publish(room.event("op", name=made.name, by=member.name))
 
     def close(self):
         """
