@@ -555,7 +555,8 @@ class Console:
             rooms = list(session.rooms.values())
             if [room.name for room in rooms] != [LOBBY] or session.current != LOBBY:
                 lines.append("* rooms: %s; current: %s" % (
-                    ", ".join("#%s (seq %s)" % (sanitize(room.name), room.seq)
+                    ", ".join("#%s (seq %s)" % (sanitize(room.name),
+                                                "?" if room.seq is None else room.seq)
                               for room in rooms) or "none",
                     "none" if session.current is None else "#" + sanitize(session.current)))
         return lines
