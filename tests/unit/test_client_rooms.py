@@ -471,6 +471,37 @@ class PartTests(RoomClientMixin, SynchronousTestCase):
         self.assertEqual(self.lines[-1], "* current room: #b")
         self.assertEqual(self.sent()[-1], {"type": "message", "text": "to b", "room": "b"})
 
+    def test_rename_in_no_room(self):
+        """
+        A rename in no room, which no room announces, is known done by the
+        heartbeat_ack after it.
+        """
+        self.welcome()
+        self.type("/part")
+        self.deliver(type="parted", room="lobby", seq=4)
+        self.sent()
+        self.type("/nick alice")
+        self.assertEqual(self.sent(), [
+            {"type": "nick", "name": "alice", "id": 2}, {"type": "heartbeat", "id": 2}])
+        self.deliver(type="heartbeat_ack", now=1.0, id=2)
+        self.assertEqual(self.client.name, "alice")
+        self.assertEqual(self.lines[-1], "* you are now alice")
+        self.assertEqual(self.client.outstanding, 0)
+
+    def test_rename_refused_in_no_room(self):
+        """
+        A refused rename in no room keeps the name; the ack after does not
+        change it.
+        """
+        self.welcome()
+        self.type("/part")
+        self.deliver(type="parted", room="lobby", seq=4)
+        self.type("/nick alice")
+        self.deliver(type="error", code="nick_taken", id=2, message="taken")
+        self.deliver(type="heartbeat_ack", now=1.0, id=2)
+        self.assertEqual(self.client.name, "me")
+        self.assertEqual(self.lines[-1], "! taken")
+
     def test_in_no_room(self):
         """
         In no room, a plain line is not sent; /join makes one.
@@ -933,16 +964,38 @@ class RoomResumeTests(RoomClientMixin, SynchronousTestCase):
         self.joined("dev", seq=9, members=3)
         self.deliver(type="error", code="resume_failed", direct=True, oldest_dseq=4,
                      message="too old")
-        self.deliver(type="resumed", replayed=0, name="me", rooms={}, direct=0)
+        self.deliver(type="direct", dseq=4, to="me", text="kept", time=0, **{"from": "bob"})
+        self.deliver(type="resumed", replayed=1, name="me", rooms={}, direct=1)
         self.say("d10", 10, room="dev", name="bob")
         self.assertEqual(self.lines[1:], [
             "! missed events 2..9",
             "! missed direct messages 2..3",
-            "* reconnected, 0 missed events replayed",
+            "*bob* kept",
+            "* reconnected, 1 missed events replayed",
             "> bob: d10",
         ])
         self.assertEqual(self.client.session, "s1")
-        self.assertEqual(self.client.last_dseq, 3)
+        self.assertEqual(self.client.last_dseq, 4)
+        self.assertEqual(self.client.missed_events, 10)
+
+    def test_rejoin_refused(self):
+        """
+        A room the resume cannot put us back in (banned meanwhile) is
+        gone: said on stderr in batch mode without failing the batch, and
+        the lobby is current again.
+        """
+        self.client.console.batch = True
+        self.reconnect_with()
+        self.deliver(type="error", code="banned", room="dev", message="you are banned")
+        self.deliver(type="resumed", replayed=0, name="me")
+        self.assertEqual(self.errors, ["! you are banned"])
+        self.assertEqual(self.lines[-2:], [
+            "* current room: #lobby", "* reconnected, 0 missed events replayed"])
+        self.assertEqual(self.client.console.failed_lines, 0)
+        self.assertNotIn("dev", self.client.rooms)
+        self.sent()
+        self.type("here")
+        self.assertEqual(self.sent(), [{"type": "message", "text": "here"}])
 
     def test_direct_not_replayed_without_oldest(self):
         """

@@ -475,12 +475,13 @@ class Console:
         if line is not None:
             self.out(line)
 
-    def refused(self, message):
+    def refused(self, message, failed=1):
         """
-        The server refused a line we sent: a problem, and a failed line.
+        The server refused a line we sent: a problem, and (in batch mode)
+        C{failed} lines that count against the exit status.
         (L{IChatView}.)
         """
-        self.problem(self.render(message), failed=1)
+        self.problem(self.render(message), failed=failed)
 
     def render(self, message):
         """

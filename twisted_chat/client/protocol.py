@@ -29,8 +29,7 @@ from twisted_chat._timers import cancelled
 from twisted_chat.client.failures import describe_connect_failure, describe_tls_failure
 from twisted_chat.client.rooms import (
     LOBBY,
-    REASON_KICKED,
-    REASON_PART,
+    MEMBERSHIP_ENDS,
     Room,
     pick_current,
     room_key,
@@ -145,9 +144,10 @@ class IChatView(Interface):
         A message from the server, as the user sees it (if at all).
         """
 
-    def refused(message):
+    def refused(message, failed=1):
         """
-        An C{error} frame: the server refused a line we sent.
+        An C{error} frame: the server refused a line we sent (C{failed}
+        lines; 0 when it refused something the session did by itself).
         """
 
     def problem(line, failed=0):
@@ -446,6 +446,7 @@ class ChatSession:
         # The id of the rename in flight, if one is; and whether the outbox
         # waits for answers before it can go on (see _pump).
         self._renaming = None
+        self._renaming_to = None
         self._request_ids = 0
         self._held_for_answers = False
         # "reconnect" or "lagged" while a resume is under way.
@@ -629,6 +630,13 @@ class ChatSession:
             frame["id"] = request_id = self._request_ids
             if type == "nick":
                 self._renaming = request_id
+                if not self.rooms:
+                    # No room announces it: the ack of a heartbeat right
+                    # after it says it is done.
+                    self._renaming_to = fields["name"]
+                    self.protocol.send(type, **frame)
+                    self.protocol.send("heartbeat", id=request_id)
+                    return
             elif type == "join":
                 self._joining = (request_id, fields["room"], fields.get("_switch", False))
             elif type == "part":
@@ -961,10 +969,18 @@ class ChatSession:
             return
         if not self._in_order(message):
             return
+        request_id = _request_id(message)
+        if (self._resuming and request_id is None and isinstance(message.get("room"), str)
+                and message.get("code") in (wire.BANNED, wire.TOO_MANY_ROOMS)):
+            # The resume could not put us back in that room: no line of
+            # ours was refused.
+            self.view.refused(message, failed=0)
+            self._left(message["room"])
+            self._next_after_answers()
+            return
         # Whatever it answers, something we sent was refused.
         self._answered()
         self.view.refused(message)
-        request_id = _request_id(message)
         if request_id is None:
             pass
         elif request_id == self._renaming:
@@ -1115,8 +1131,7 @@ class ChatSession:
         if not self._in_order(message):
             return
         self.view.show_event(message)
-        if (message.get("name") == self.name
-                and message.get("reason") in (REASON_PART, REASON_KICKED)):
+        if message.get("name") == self.name and message.get("reason") in MEMBERSHIP_ENDS:
             self._left(room_of(message))
         self._next_after_answers()
 
@@ -1141,6 +1156,11 @@ class ChatSession:
         if request_id is not None and request_id in self._barriers:
             self._barriers.discard(request_id)
             self._answered()
+        elif request_id is not None and request_id == self._renaming:
+            # Renamed while in no room (see _send_request).
+            self.name, self._renaming = self._renaming_to, None
+            self._answered()
+            self.view.show("* you are now %s" % (sanitize(self.name),))
         self.handle_event(message)
 
     def handle_shutdown(self, message):

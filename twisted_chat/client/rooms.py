@@ -3,20 +3,15 @@
 What the client knows of rooms: their names, L{Room} (one membership: the
 seq of the last event seen, the topic), and which room becomes the current
 one when the current one is left (L{pick_current}).
-
-The wire constants of rooms the client needs are here until the wire
-module has them.
 """
 
 import re
 
-#: The room every connection is in from its welcome on; a frame without a
-#: C{"room"} member is the lobby's.
-LOBBY = "lobby"
+from twisted_chat.wire import LOBBY, REASON_KICKED, REASON_PART
+
 #: The leave reasons that end one membership only (the others end the
 #: connection, in every room).
-REASON_PART = "part"
-REASON_KICKED = "kicked"
+MEMBERSHIP_ENDS = frozenset([REASON_PART, REASON_KICKED])
 
 #: What a room name (and a user name) is made of.
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
