@@ -634,46 +634,50 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 "only the first frame may resume another session",
                 oldest_seq=rooms.lobby.oldest_seq,
             )
+        # With "rooms" (clients that know rooms) every room, the lobby too,
+        # answers for itself; without, the lobby's failure is the resume's,
+        # as it was before there were rooms.
+        listed = "rooms" in message
         results = []
         for room, sent_through in zip(mine, sent):
             seen = last_seq if room.lobby else wanted.get(room.key)
             if seen is None:
                 # Not asked for: it goes on from now.
                 self._send_joined(room)
+                results.append(defer.succeed((room, 0)))
                 continue
             d = room.resume(self, token, max(seen, sent_through))
-            d.addErrback(self._room_resume_failed, room, request_id)
+            d.addErrback(self._room_resume_failed, room, request_id, listed)
             results.append(d.addCallback(lambda count, room=room: (room, count)))
         defer.gatherResults(results).addCallbacks(
             self._resumed_rooms, self._refused,
-            callbackArgs=(request_id,), errbackArgs=(request_id,))
+            callbackArgs=(request_id, listed), errbackArgs=(request_id,))
 
-    def _room_resume_failed(self, failure, room, request_id):
+    def _room_resume_failed(self, failure, room, request_id, listed):
         """
-        A room whose events the client missed are no longer kept: it is
-        told so, and goes on from now (it stays in the room).
+        A room whose missed events are no longer kept: it says so (with its
+        name) and goes on from now, the client staying in it; or, for the
+        lobby of a resume without C{rooms}, the whole resume fails.
+
+        @return: 0 events replayed, or L{None} if the resume failed.
         """
         failure.trap(wire.ProtocolError)
         error = failure.value
-        if room.lobby:
-            # As it always was: the error alone.
+        if room.lobby and not listed:
             self.send_error(error, request_id)
-        else:
-            self.send_error(wire.ProtocolError(
-                error.code, error.message, room=room.name, **error.fields), request_id)
-            self._send_joined(room)
-        return None
+            return None
+        self.send_error(wire.ProtocolError(
+            error.code, error.message, room=room.name, **error.fields), request_id)
+        self._send_joined(room)
+        return 0
 
-    def _resumed_rooms(self, counts, request_id):
-        counted = [(room, count) for room, count in counts if count is not None]
-        if not counted and all(room.lobby for room, _ in counts):
-            # A client in the lobby alone whose resume failed: nothing
-            # more, as it always was.
+    def _resumed_rooms(self, counts, request_id, listed):
+        if any(count is None for _, count in counts):
             return
-        replayed = sum(count for _, count in counted)
+        replayed = sum(count for _, count in counts)
         fields = {}
-        if any(not room.lobby for room, _ in counted):
-            fields["rooms"] = {room.name: count for room, count in counted}
+        if listed:
+            fields["rooms"] = {room.name: count for room, count in counts}
         self._resumed(replayed, request_id, **fields)
 
     def _resumed(self, replayed, request_id, **fields):

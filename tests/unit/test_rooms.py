@@ -42,7 +42,7 @@ class JoinTests(RoomsMixin, SynchronousTestCase):
         own join event, the room's first.
         """
         self.assertEqual(self.join(self.alice, self.alice_t, "Dev"), [
-            {"type": "joined", "room": "Dev", "seq": 0, "topic": None, "members": 1,
+            {"type": "joined", "room": "Dev", "seq": 0, "topic": "", "members": 1,
              "presence": True},
             {"type": "join", "room": "Dev", "name": "alice", "seq": 1},
         ])
@@ -55,7 +55,7 @@ class JoinTests(RoomsMixin, SynchronousTestCase):
         """
         self.join(self.alice, self.alice_t, "Dev")
         self.assertEqual(self.join(self.bob, self.bob_t, "dev"), [
-            {"type": "joined", "room": "Dev", "seq": 1, "topic": None, "members": 2,
+            {"type": "joined", "room": "Dev", "seq": 1, "topic": "", "members": 2,
              "presence": True},
             {"type": "join", "room": "Dev", "name": "bob", "seq": 2},
         ])
@@ -69,7 +69,7 @@ class JoinTests(RoomsMixin, SynchronousTestCase):
         """
         self.join(self.alice, self.alice_t, "dev")
         self.assertEqual(self.join(self.alice, self.alice_t, "DEV"), [
-            {"type": "joined", "room": "dev", "seq": 1, "topic": None, "members": 1,
+            {"type": "joined", "room": "dev", "seq": 1, "topic": "", "members": 1,
              "presence": True}])
 
     def test_seq_per_room(self):
@@ -219,7 +219,7 @@ class PartTests(RoomsMixin, SynchronousTestCase):
         self.send(self.bob, type="who", room="dev")
         self.assertEqual(self.received(self.bob_t)[-1]["code"], wire.NO_SUCH_ROOM)
         joined = self.join(self.bob, self.bob_t, "dev")[0]
-        self.assertEqual((joined["seq"], joined["topic"]), (3, None))
+        self.assertEqual((joined["seq"], joined["topic"]), (3, ""))
 
 
 class WhoAndRoomsTests(RoomsMixin, SynchronousTestCase):
@@ -258,9 +258,9 @@ class WhoAndRoomsTests(RoomsMixin, SynchronousTestCase):
         self.send(self.alice, type="rooms")
         (listed,) = self.received(self.alice_t)
         self.assertEqual(listed["rooms"], [
-            {"room": "Alpha", "members": 2, "topic": None},
-            {"room": "beta", "members": 1, "topic": None},
-            {"room": "lobby", "members": 2, "topic": None},
+            {"room": "Alpha", "members": 2, "topic": ""},
+            {"room": "beta", "members": 1, "topic": ""},
+            {"room": "lobby", "members": 2, "topic": ""},
         ])
         self.send(self.alice, type="rooms", match="AL")
         self.assertEqual([r["room"] for r in self.received(self.alice_t)[0]["rooms"]],
@@ -426,6 +426,7 @@ class LagTests(RoomsMixin, SynchronousTestCase):
         self.assertEqual(by_room["lobby"], list(range(lobby_from, self.factory.room.seq + 1)))
         self.assertEqual(replay[-1]["rooms"], {"lobby": len(by_room["lobby"]),
                                                "dev": len(by_room["dev"])})
+        self.assertNotIn("direct", replay[-1])
         self.assertEqual(replay[-1]["replayed"], len(replay) - 1)
         self.send(writer, type="message", room="dev", text="live")
         self.assertEqual(self.received(reader_t)[0]["text"], "live")

@@ -105,7 +105,7 @@ class Room:
     @ivar key: the name in lower case, by which the room is found.
     @ivar store: the L{IRoomStore}.
     @ivar backlog: the L{Backlog} of frames kept for replay.
-    @ivar topic: the room's topic, L{None} before one is set.
+    @ivar topic: the room's topic, empty before one is set.
     @ivar ops: what the room's operators are known by (L{Rooms.op_key}).
     @ivar bans: the names banned from the room, in lower case, each with
         the addresses its ban covers.
@@ -149,7 +149,7 @@ class Room:
         self.name = name
         self.key = name.lower()
         self.lobby = self.key == wire.LOBBY
-        self.topic = None
+        self.topic = ""
         self.ops = set()
         # Banned names (in lower case), each with the addresses it covers.
         self.bans = {}
