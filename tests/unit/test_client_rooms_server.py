@@ -107,3 +107,29 @@ class RoomsInMemoryTests(SynchronousTestCase):
         self.flush()
         self.assertEqual(self.successResultOf(alice.done), 0)
         self.assertIn("> alice: in dev", alice_lines)
+
+    def test_moderation(self):
+        """
+        An operator's /op, /kick, /ban and /unban as everybody sees them;
+        the kicked client is back in the lobby, and a batch of them (an
+        unban of nobody included) ends with nothing outstanding.
+        """
+        alice, alice_lines = self.connect("alice")
+        bob, bob_lines = self.connect("bob")
+        carol, carol_lines = self.connect("carol")
+        for chat in [alice, bob, carol]:
+            self.type(chat, "/join dev")
+        self.type(alice, "/op bob", "/kick carol spamming", "/ban carol", "/unban carol",
+                  "/unban nobody")
+        self.assertEqual(bob_lines[-4:], [
+            "* bob was made an operator by alice",
+            "* carol left (kicked by alice: spamming)",
+            "* carol was banned by alice",
+            "* carol was unbanned by alice",
+        ])
+        self.assertEqual(carol_lines[-2:], [
+            "* carol left (kicked by alice: spamming)", "* current room: #lobby"])
+        self.assertEqual((carol.current, carol.typing_room), ("lobby", "lobby"))
+        self.assertEqual(alice.outstanding, 0)
+        self.type(carol, "/join dev", "back")
+        self.assertEqual(alice_lines[-1], "> carol: back")
