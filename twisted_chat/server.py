@@ -134,6 +134,19 @@ def _check_resume_rooms(message):
     return wanted
 
 
+def _check_last_dseq(message):
+    """
+    The C{last_dseq} of a resume message, L{None} without one.
+
+    @raise wire.ProtocolError: L{wire.BAD_FRAME} if it is malformed.
+    """
+    last_dseq = message.get("last_dseq")
+    if last_dseq is not None and (not wire.is_whole(last_dseq) or last_dseq < 0):
+        raise wire.ProtocolError(
+            wire.BAD_FRAME, '"last_dseq" must be a whole number, 0 or more')
+    return last_dseq
+
+
 def _check_resume(message):
     """
     The session and last_seq of a resume message.
@@ -258,6 +271,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             rate={"burst": settings.burst, "per_second": settings.rate},
             presence=room.room_size < settings.presence_limit,
             resume_window=factory.join_hold,
+            dseq=0,
             **({} if factory.portal is None else {"login": True}),
         )
         if factory.portal is None:
@@ -584,26 +598,104 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         try:
             token, last_seq = _check_resume(message)
+            wanted = _check_resume_rooms(message)
+            last_dseq = _check_last_dseq(message)
         except wire.ProtocolError as e:
             self.send_error(e, request_id)
             self._join()
             return
         was, self.state = self.state, move(self.state, RESUMING)
         self._join_call = cancelled(self._join_call)
+        rooms = self.factory.rooms
+        listed = "rooms" in message
+        lobby = rooms.lobby
+        if listed and 0 <= last_seq and lobby.replay(last_seq) is None:
+            # With rooms the lobby answers for itself, as any room does: it
+            # says it cannot replay, and the session goes on from now.
+            self.send_error(wire.ProtocolError(
+                wire.RESUME_FAILED, "event %d of the lobby is no longer kept" % (
+                    last_seq + 1,), room=lobby.name, oldest_seq=lobby.oldest_seq),
+                request_id)
+            last_seq, lobby_lost = lobby.seq, True
+        else:
+            lobby_lost = False
+        old = rooms.member_of_session(token)
         # The store may have to ask elsewhere (Redis); meanwhile the
         # connection is in no room and reads nothing more, and a failure
         # joins it as its new session (with accounts, it must log in).
-        d = self.factory.room.resume(self, token, last_seq)
+        d = lobby.resume(self, token, last_seq)
         d.addCallbacks(
             self._resumed_first, self._resume_refused,
-            callbackArgs=(request_id,), errbackArgs=(request_id, was))
+            callbackArgs=(request_id, old, listed and wanted, last_dseq, lobby_lost),
+            errbackArgs=(request_id, was))
         self._read_after(d)
 
-    def _resumed_first(self, replayed, request_id):
+    def _resumed_first(self, replayed, request_id, old, wanted, last_dseq, lobby_lost):
+        """
+        The session is this connection's now, in the lobby: bring back its
+        other rooms and its direct messages, each replaying what the client
+        missed, then say C{resumed}.
+        """
         if self.state is CLOSING:
             return
         self.state = move(self.state, JOINED)
-        self._resumed(replayed, request_id)
+        rooms = self.factory.rooms
+        counts = [(rooms.lobby, replayed)]
+        if lobby_lost:
+            self._send_joined(rooms.lobby)
+        for room, refusal, rejoin in rooms.resume_rooms(self, old):
+            if refusal is not None:
+                self.send_error(refusal)
+                continue
+            counts.append((room, self._resume_room(room, wanted, rejoin)))
+        fields = {}
+        if wanted is not False:
+            fields["rooms"] = {room.name: count for room, count in counts}
+        direct = 0
+        if last_dseq is not None:
+            direct = fields["direct"] = self._resume_direct(last_dseq, request_id)
+        self._resumed(sum(count for _, count in counts) + direct, request_id, **fields)
+
+    def _resume_room(self, room, wanted, rejoin):
+        """
+        One room of a session resumed on a new connection: replay what the
+        client missed there (if it listed the room and the room still keeps
+        it), or say it cannot; C{rejoin} if its connection had left the
+        room, which is told it joined again.
+
+        @return: how many events were replayed.
+        """
+        seen = wanted.get(room.key) if wanted else None
+        frames = None if seen is None else room.replay(seen)
+        if frames is None:
+            if seen is not None:
+                self.send_error(wire.ProtocolError(
+                    wire.RESUME_FAILED, "event %d of %s is no longer kept" % (
+                        seen + 1, room.name), room=room.name, oldest_seq=room.oldest_seq))
+            self._send_joined(room, joining=rejoin)
+            seen = room.seq
+            frames = ()
+        if rejoin:
+            room.join(self, seen).addErrback(self._refused)
+        elif frames:
+            room.resume(self, self.session, seen).addErrback(self._refused)
+        return len(frames)
+
+    def _resume_direct(self, last_dseq, request_id):
+        """
+        Replay the session's direct messages after C{last_dseq}; if some
+        are no longer kept, say so first, then send those that are.
+
+        @return: how many were replayed.
+        """
+        data, count, oldest = self.factory.rooms.direct_after(self, last_dseq)
+        if oldest is not None:
+            self.send_error(wire.ProtocolError(
+                wire.RESUME_FAILED, "direct message %d is no longer kept" % (last_dseq + 1,),
+                direct=True, oldest_dseq=oldest), request_id)
+        if data:
+            self.deliver_direct(data)
+        return count
 
     def _resume_refused(self, failure, request_id, was):
         if self.state is CLOSING:
@@ -710,8 +802,11 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         text = wire.check_text(message.get("text"), self.factory.settings.max_text)
         if "to" in message:
-            raise wire.ProtocolError(
-                wire.BAD_FRAME, "direct messages are not supported by this server yet")
+            if "room" in message:
+                raise wire.ProtocolError(
+                    wire.BAD_FRAME, 'a message has "to" or "room", not both')
+            self.factory.rooms.direct(self, message["to"], text)
+            return
         room = self._room_of(message)
         if self.factory.settings.verbose:
             self._log("says: {text}", text=wire.sanitize(text))
@@ -1013,6 +1108,17 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         L{Outbox.deliver}.  (L{IChatClient}.)
         """
         self.outbox.deliver(seq, data, room)
+
+    def deliver_direct(self, data):
+        """
+        Send the frames of direct messages to this client's session: as
+        replies, after the room events it is owed, and also while it lags
+        (they are few, and their sender was told they were sent).
+        (L{IChatClient}.)
+        """
+        if self.state is CLOSING:
+            return
+        self._reply(data)
 
     def fell_behind(self, seq, room):
         """

@@ -27,6 +27,12 @@ class FakeClient:
         """
         self.frames.append(data)
 
+    def deliver_direct(self, data):
+        """
+        Record the frames of direct messages.
+        """
+        self.frames.append(data)
+
     def abort(self, reason):
         """
         Record why the room dropped this member.

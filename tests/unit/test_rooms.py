@@ -522,3 +522,141 @@ class ModerationTests(RoomsMixin, SynchronousTestCase):
         self.assertEqual(self.received(self.carol_t)[-1]["reason"], "kicked")
         self.send(self.carol, type="op", room="lobby", name="alice")
         self.assertEqual(self.received(self.carol_t)[-1]["code"], wire.NOT_OP)
+
+
+class DirectTests(RoomsMixin, SynchronousTestCase):
+    """
+    Direct messages: to one user, each session with its own dseq.
+    """
+
+    def test_direct(self):
+        """
+        Receiver and sender both get the frame, each with its own session's
+        dseq, the same time, and the registered spelling of the name.
+        """
+        self.clock.advance(5)
+        self.send(self.alice, type="message", to="BOB", text="psst")
+        self.send(self.alice, type="message", to="bob", text="again")
+        self.send(self.bob, type="message", to="alice", text="yes?")
+        mine = {"from": "alice", "to": "bob", "time": 5.0}
+        self.assertEqual(self.received(self.bob_t), [
+            dict(mine, type="direct", dseq=1, text="psst"),
+            dict(mine, type="direct", dseq=2, text="again"),
+            {"type": "direct", "dseq": 3, "from": "bob", "to": "alice", "text": "yes?",
+             "time": 5.0},
+        ])
+        self.assertEqual([m["dseq"] for m in self.received(self.alice_t)], [1, 2, 3])
+
+    def test_to_oneself(self):
+        """
+        A message to oneself is one frame.
+        """
+        self.send(self.alice, type="message", to="alice", text="note")
+        (note,) = self.received(self.alice_t)
+        self.assertEqual((note["type"], note["dseq"]), ("direct", 1))
+
+    def test_refusals(self):
+        """
+        Nobody online of that name: no_such_user; both to and room:
+        bad_frame; a room need not be shared.
+        """
+        self.send(self.alice, type="message", to="nobody", text="x")
+        self.assertEqual(self.received(self.alice_t)[0]["code"], wire.NO_SUCH_USER)
+        self.send(self.alice, type="message", to="bob", room="lobby", text="x")
+        self.assertEqual(self.received(self.alice_t)[0]["code"], wire.BAD_FRAME)
+        self.send(self.bob, type="part")
+        self.received(self.bob_t)
+        self.send(self.alice, type="message", to="bob", text="still there?")
+        self.assertEqual(self.received(self.bob_t)[0]["text"], "still there?")
+
+    def test_flood_counts(self):
+        """
+        Direct messages are rate-limited like messages.
+        """
+        self.factory = self.make_factory(rate=1, burst=2)
+        (one, one_t), (two, two_t) = self.connect_many(2)
+        for _ in range(3):
+            self.send(one, type="message", to=two.name, text="x")
+        codes = [m.get("code") for m in self.received(one_t)]
+        self.assertEqual(codes, [None, None, wire.RATE_LIMITED])
+
+
+class NewConnectionResumeTests(RoomsMixin, SynchronousTestCase):
+    """
+    A resume on a new connection brings back every room and the direct
+    stream.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.send(self.bob, type="message", to="alice", text="d1")
+        self.seen = {"lobby": self.factory.room.seq, "dev": self.factory.rooms.get("dev").seq}
+        self.received(self.alice_t), self.received(self.bob_t)
+        self.send(self.bob, type="message", room="dev", text="missed in dev")
+        self.send(self.bob, type="message", to="alice", text="missed direct")
+        self.received(self.bob_t)
+
+    def resume(self, **fields):
+        protocol, transport = self.connect(40005, join=False)
+        self.received(transport)
+        message = dict(type="resume", session=self.alice.session,
+                       last_seq=self.seen["lobby"], rooms={"dev": self.seen["dev"]},
+                       last_dseq=1)
+        message.update(fields)
+        self.send(protocol, **message)
+        return protocol, self.received(transport)
+
+    def test_takeover(self):
+        """
+        Taking over a stale connection replays each room and the direct
+        stream, without a leave or a join, and the session stays operator.
+        """
+        protocol, got = self.resume()
+        self.assertEqual(
+            [(m["type"], m.get("room"), m.get("text")) for m in got], [
+                ("message", "dev", "missed in dev"),
+                ("direct", None, "missed direct"),
+                ("resumed", None, None)])
+        self.assertEqual(got[-1]["rooms"], {"lobby": 0, "dev": 1})
+        self.assertEqual((got[-1]["direct"], got[-1]["replayed"]), (1, 2))
+        self.assertEqual(self.received(self.bob_t), [])
+        self.send(protocol, type="topic", room="dev", topic="still op")
+        self.assertEqual(self.received(self.bob_t)[-1]["type"], "topic")
+
+    def test_after_leaving(self):
+        """
+        A session whose connection had left rejoins its rooms (announced),
+        replaying each; it is no longer an operator; dseq goes on.
+        """
+        self.lose(self.alice)
+        self.received(self.bob_t)
+        protocol, got = self.resume()
+        # Missed: its own leaves, and in dev the message and bob's becoming
+        # operator.
+        self.assertEqual(got[-1]["rooms"], {"lobby": 1, "dev": 3})
+        kinds = [(m["type"], m.get("room")) for m in got]
+        self.assertIn(("message", "dev"), kinds)
+        self.assertIn(("direct", None), kinds)
+        joins = [m for m in self.received(self.bob_t) if m["type"] == "join"]
+        self.assertEqual(sorted(str(m.get("room")) for m in joins), ["None", "dev"])
+        self.received(protocol.transport)
+        self.send(self.bob, type="message", to="alice", text="d3")
+        self.assertEqual(
+            [m["dseq"] for m in self.received(protocol.transport) if m["type"] == "direct"],
+            [3])
+        self.send(protocol, type="topic", room="dev", topic="mine?")
+        self.assertEqual(self.received(protocol.transport)[-1]["code"], wire.NOT_OP)
+
+    def test_room_not_kept(self):
+        """
+        A room whose backlog no longer reaches says so and joined follows;
+        the direct stream likewise, then what it keeps.
+        """
+        protocol, got = self.resume(rooms={"dev": 99}, last_dseq=50)
+        errors = [m for m in got if m["type"] == "error"]
+        self.assertEqual([(e.get("room"), e.get("direct")) for e in errors],
+                         [("dev", None), (None, True)])
+        self.assertEqual(got[got.index(errors[0]) + 1]["type"], "joined")
+        self.assertEqual(got[-1]["type"], "resumed")

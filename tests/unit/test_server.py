@@ -47,6 +47,7 @@ class WelcomeTests(ServerMixin, SynchronousTestCase):
                 "rate": {"burst": 20, "per_second": 5.0},
                 "presence": True,
                 "resume_window": 1.0,
+                "dseq": 0,
             },
         )
         self.assertIsInstance(session, str)

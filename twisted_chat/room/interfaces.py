@@ -24,6 +24,11 @@ class IChatClient(Interface):
         to back.
         """
 
+    def deliver_direct(data):
+        """
+        Queue the frames of direct messages to this member's session.
+        """
+
     def abort(reason):
         """
         Drop the member's connection at once; C{reason} is a leave reason.

@@ -247,6 +247,24 @@ class Room:
         """
         return list(self._members.values())
 
+    def by_session(self, token):
+        """
+        This node's member whose session is C{token}, or L{None}.
+        """
+        return self._by_session.get(token)
+
+    def replace(self, old, new):
+        """
+        C{new} takes the place of C{old} (its session's stale connection),
+        with its name, without a leave or a join.
+        """
+        if old not in self:
+            return
+        self._remove(old)
+        self._caught_up.pop(old, None)
+        new.name = old.name
+        self._add(new)
+
     def longest_present(self):
         """
         The member of this node that joined first, or L{None}.

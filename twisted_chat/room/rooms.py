@@ -15,12 +15,55 @@ room at all.  Operators are the sessions that made a room, or were made
 operators in it.
 """
 
+from collections import OrderedDict, deque
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from twisted_chat import settings, wire
 from twisted_chat.room.memory import MemoryStore
 from twisted_chat.room.room import Batching, Room
+
+
+class DirectStream:
+    """
+    One session's direct messages: its own gap-free counter (C{dseq}) and
+    the frames of the last ones, for a resume.
+    """
+
+    __slots__ = ("dseq", "frames")
+
+    def __init__(self, size):
+        self.dseq = 0
+        self.frames = deque(maxlen=max(size, 1))
+
+    def add(self, event):
+        """
+        Give C{event} (a C{direct} frame's members but C{dseq}) the next
+        dseq and keep its frame.
+
+        @return: the frame.
+        """
+        self.dseq += 1
+        data = wire.encode_frame(dict({"type": "direct", "dseq": self.dseq}, **event))
+        self.frames.append((self.dseq, data))
+        return data
+
+    def after(self, dseq):
+        """
+        The frames after C{dseq}, and whether they are all of them (the
+        oldest kept is C{dseq + 1} or older).
+        """
+        kept = [(n, data) for n, data in self.frames if n > dseq]
+        oldest = self.frames[0][0] if self.frames else self.dseq + 1
+        return kept, oldest <= dseq + 1
+
+    @property
+    def oldest(self):
+        """
+        The dseq of the oldest frame kept.
+        """
+        return self.frames[0][0] if self.frames else self.dseq + 1
 
 
 class Users:
@@ -118,6 +161,13 @@ class Rooms:
         # alone (a dict each would be a tenth of what a quiet connection
         # costs).
         self._joined = {}
+        # Sessions with direct messages, by token (made at the first one).
+        self._streams = {}
+        # Sessions whose connection ended: the names of their rooms other
+        # than the lobby, oldest first; they and their direct streams are
+        # kept as long as the lobby keeps ended sessions (--backlog + 1).
+        self._ended = OrderedDict()
+        self._ended_limit = backlog + 1
 
     def __iter__(self):
         return iter(list(self._rooms.values()))
@@ -270,7 +320,18 @@ class Rooms:
         """
         # (The lobby first: pending or resuming connections are expected
         # by it, and Room.leave does nothing to a room's non-members.)
-        rooms = [self.lobby] + list(self._joined.pop(member, ()))
+        others = self._joined.pop(member, ())
+        rooms = [self.lobby] + list(others)
+        holder = self.lobby.by_session(member.session)
+        if (holder is None or holder is member) and (
+                others or member.session in self._streams):
+            # (A connection whose session another one took over records
+            # nothing: the session lives on there.)
+            self._ended[member.session] = [room.name for room in others]
+            self._ended.move_to_end(member.session)
+            while len(self._ended) > self._ended_limit:
+                token, _ = self._ended.popitem(last=False)
+                self._streams.pop(token, None)
         key = (member.name or "").lower()
         if self.users.outside.get(key) is member:
             del self.users.outside[key]
@@ -503,6 +564,98 @@ class Rooms:
             return defer.succeed(None)
         room.ops.add(key)
         return room.store.publish(room.event("op", name=made.name, by=member.name))
+
+    # Direct messages.
+
+    def direct(self, member, to, text):
+        """
+        Send C{text} from C{member} to the user called C{to} (ignoring
+        case): both get a C{direct} frame, each with its own session's
+        next dseq (one frame, to oneself).
+
+        @raise wire.ProtocolError: L{wire.NO_SUCH_USER} if nobody online
+            has that name.
+        """
+        if not isinstance(to, str):
+            raise wire.ProtocolError(wire.BAD_FRAME, '"to" must be a name')
+        target = self.users.get(to.lower())
+        if target is None:
+            raise wire.ProtocolError(
+                wire.NO_SUCH_USER, "nobody called %s is online" % (to[:wire.NAME_MAX],))
+        event = {"from": member.name, "to": target.name, "text": text,
+                 "time": self.clock.seconds()}
+        for recipient in (member,) if target is member else (member, target):
+            data = self._stream(recipient.session).add(event)
+            recipient.deliver_direct(data)
+
+    def _stream(self, token):
+        stream = self._streams.get(token)
+        if stream is None:
+            stream = self._streams[token] = DirectStream(self._ended_limit - 1)
+        return stream
+
+    def dseq(self, token):
+        """
+        The last dseq of session C{token} (0 before its first).
+        """
+        stream = self._streams.get(token)
+        return 0 if stream is None else stream.dseq
+
+    def direct_after(self, member, last_dseq):
+        """
+        The direct frames of C{member}'s session after C{last_dseq}.
+
+        @return: the frames (bytes, joined) and how many; and, if frames
+            after C{last_dseq} are no longer kept (or it is ahead of the
+            session's last), the oldest dseq that is (L{None} otherwise).
+        """
+        stream = self._streams.get(member.session)
+        if stream is None:
+            return b"", 0, (None if last_dseq == 0 else 1)
+        frames, whole = stream.after(last_dseq)
+        missing = not whole or last_dseq > stream.dseq
+        return (b"".join(data for _, data in frames), len(frames),
+                stream.oldest if missing else None)
+
+    # Resuming on a new connection.
+
+    def resume_rooms(self, member, old):
+        """
+        C{member} has just resumed its session in the lobby; bring its other
+        rooms back: those of C{old}, the session's connection still here,
+        silently (C{old} is being aborted); or those the session was in
+        when its connection ended, by joining them again.
+
+        @return: a list of (room, refusal or L{None}, whether it was joined
+            again), in the order the session had joined them.
+        """
+        back = []
+        if old is not None and old is not member:
+            rooms = self._joined.pop(old, ())
+            for room in rooms:
+                room.replace(old, member)
+            if rooms:
+                self._joined[member] = rooms
+            return [(room, None, False) for room in rooms]
+        for name in self._ended.pop(member.session, []):
+            try:
+                room, already = self.open(member, name)
+            except wire.ProtocolError as refusal:
+                back.append((None, refusal, False))
+                continue
+            if not already:
+                if not len(room) and not room.lobby:
+                    room.ops.add(self.op_key(member))
+                self._joined[member] = self._joined.get(member, ()) + (room,)
+            back.append((room, None, not already))
+        return back
+
+    def member_of_session(self, token):
+        """
+        The user whose session is C{token}, if it is connected here.
+        """
+        return self.lobby.by_session(token) or next(
+            (m for m in self._joined if m.session == token), None)
 
     def close(self):
         """
