@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from twisted_chat import wire
 from tests.helpers.loopback import LoopbackMixin
 from tests.helpers.processes import exit_status
+from tests.helpers.waiting import poll
 
 
 class RoomTests(LoopbackMixin, TestCase):
@@ -204,6 +205,38 @@ class ProcessTests(LoopbackMixin, TestCase):
             ["> bob: hello", "> bob: world", "* online: bob"],
         )
         self.assertEqual(child.err, b"")
+
+    @defer.inlineCallbacks
+    def test_stdio_client_rooms_piped(self):
+        """
+        Two stdio clients on loopback: one joins a room and talks there, the
+        other sends it a direct message; each prints the lines as the
+        README shows them, and both exit 0.
+        """
+        server = yield self.start_server()
+        alice = self.spawn_client(server.port, "--name", "alice")
+        alice.transport.write(b"/join dev\nhello dev\n/who\n")
+        # Until alice has joined, bob has nobody to write to.
+        yield poll(lambda: b"hello dev" in alice.out)
+        bob = self.spawn_client(server.port, "--name", "bob")
+        bob.transport.write(b"/msg alice psst\n/join dev\nhi all\n")
+        bob.transport.closeStdin()
+        reason = yield bob.ended
+        self.assertEqual(exit_status(reason), (0, None), bob.err)
+        yield poll(lambda: b"hi all" in alice.out)
+        alice.transport.closeStdin()
+        reason = yield alice.ended
+        self.assertEqual(exit_status(reason), (0, None), alice.err)
+        alice_lines = alice.out.decode().splitlines()
+        bob_lines = bob.out.decode().splitlines()
+        self.assertIn("> alice: hello dev", alice_lines)
+        self.assertIn("* online: @alice", alice_lines)
+        self.assertIn("*bob* psst", alice_lines)
+        self.assertIn("* bob joined", alice_lines)
+        self.assertIn("> bob: hi all", alice_lines)
+        self.assertIn("-> *alice* psst", bob_lines)
+        self.assertIn("> bob: hi all", bob_lines)
+        self.assertNotIn(b"Traceback", alice.err + bob.err)
 
     @defer.inlineCallbacks
     def test_stdio_client_piped_file_never_rate_limited(self):
