@@ -222,6 +222,26 @@ class PartTests(RoomsMixin, SynchronousTestCase):
         self.assertEqual((joined["seq"], joined["topic"]), (3, ""))
 
 
+class ForgottenRoomsTests(RoomsMixin, SynchronousTestCase):
+    """
+    What the server keeps of rooms that emptied is bounded.
+    """
+
+    def test_last_seqs_bounded(self):
+        """
+        Only the last --max-rooms forgotten rooms keep their seq; an older
+        one made again starts from 0, a newer one goes on.
+        """
+        self.factory = self.make_factory(max_rooms=3)
+        protocol, transport = self.connect()
+        for name in ["r1", "r2", "r3", "r4"]:
+            self.join(protocol, transport, name)
+            self.send(protocol, type="part", room=name)
+        self.received(transport)
+        self.assertEqual(self.join(protocol, transport, "r1")[0]["seq"], 0)
+        self.assertEqual(self.join(protocol, transport, "r4")[0]["seq"], 2)
+
+
 class WhoAndRoomsTests(RoomsMixin, SynchronousTestCase):
     """
     who of a room, and the list of rooms.

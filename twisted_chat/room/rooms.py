@@ -154,8 +154,12 @@ class Rooms:
             store.users = self.users
         self.stats = self.lobby.stats
         self._rooms = {self.lobby.key: self.lobby}
-        # The last seq of rooms that emptied, by key.
-        self._last_seq = {}
+        # The last seq of rooms that emptied, by key, oldest first: at most
+        # max_rooms of them, so that making and leaving ever new rooms
+        # costs the server a bounded amount.  A room made again after its
+        # entry went starts from 0: a client that resumes it is told its
+        # last_seq is ahead of the room, never left with a silent gap.
+        self._last_seq = OrderedDict()
         # Each member's rooms other than the lobby, in the order it joined
         # them: a tuple, and none for most members, who are in the lobby
         # alone (a dict each would be a tenth of what a quiet connection
@@ -360,6 +364,8 @@ class Rooms:
         if not len(room):
             del self._rooms[room.key]
             self._last_seq[room.key] = room.seq
+            while len(self._last_seq) > self.max_rooms:
+                self._last_seq.popitem(last=False)
             room.close()
             return
         if not room.ops:
