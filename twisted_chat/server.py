@@ -62,25 +62,36 @@ _QUOTE_MAX = 40
 _RTT_MAX = 3600
 
 
-def paginate_names(names, max_frame, reserved=0):
+def paginate(items, max_frame, reserved=0, cost=lambda name: len(name) + 3):
     """
-    Split C{names} into lists whose who frames each fit in C{max_frame}.
+    Split C{items} into lists whose frames (C{who}, C{rooms}) each fit in
+    C{max_frame}.
 
     @param reserved: bytes the frames need for other members (an echoed
-        C{id}).
-    @return: a non-empty list of lists of names.
+        C{id}, a room's name and operators).
+    @param cost: the bytes an item takes in the frame's list (by default a
+        name's: its quotes and a comma).
+    @return: a non-empty list of lists of items.
     """
     budget = max_frame - _WHO_OVERHEAD - reserved
     pages, page, size = [], [], 0
-    for name in names:
-        cost = len(name) + 3  # the quotes and a comma
-        if page and size + cost > budget:
+    for item in items:
+        taken = cost(item)
+        if page and size + taken > budget:
             pages.append(page)
             page, size = [], 0
-        page.append(name)
-        size += cost
+        page.append(item)
+        size += taken
     pages.append(page)
     return pages
+
+
+def paginate_names(names, max_frame, reserved=0):
+    """
+    Split C{names} into lists whose who frames each fit in C{max_frame};
+    see L{paginate}.
+    """
+    return paginate(names, max_frame, reserved)
 
 
 def _id_field(request_id):
@@ -918,18 +929,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         match = message.get("match")
         if match is not None and (not isinstance(match, str) or len(match) > wire.NAME_MAX):
             raise wire.ProtocolError(wire.BAD_FRAME, '"match" must be a room name prefix')
-        listed = self.factory.rooms.listing(match)
         echo = _id_field(request_id)
-        budget = self.factory.settings.max_frame - _WHO_OVERHEAD - len(wire.encode(echo))
-        pages, page, size = [], [], 0
-        for entry in listed:
-            cost = len(wire.encode(entry)) + 1
-            if page and size + cost > budget:
-                pages.append(page)
-                page, size = [], 0
-            page.append(entry)
-            size += cost
-        pages.append(page)
+        pages = paginate(
+            self.factory.rooms.listing(match), self.factory.settings.max_frame,
+            len(wire.encode(echo)), lambda entry: len(wire.encode(entry)) + 1)
         for page in pages[:-1]:
             self.send("rooms", rooms=page, more=True, **echo)
         self.send("rooms", rooms=pages[-1], **echo)
