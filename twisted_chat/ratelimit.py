@@ -41,6 +41,16 @@ class TokenBucket:
             return 0.0
         return (1 - self._tokens) / self.rate
 
+    def spend(self):
+        """
+        Take a token if there is one; never refuse (an action that must go
+        through, but should still count).
+        """
+        if self.rate:
+            self._refill()
+            if self._tokens >= 1:
+                self._tokens -= 1
+
     def take(self):
         """
         Take a token if there is one.

@@ -221,6 +221,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _frame_end = 0
     # With accounts: whether a login check is running.
     _logging_in = False
+    # The buckets of name changes and room joins, made at the first one (a
+    # quiet connection keeps neither).
+    _nicks = None
+    _joins = None
     # When the last whole frame arrived (for the expiry metric).
     _last_frame = 0.0
 
@@ -842,6 +846,12 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             raise wire.ProtocolError(wire.BAD_FRAME, '"name" must be a string')
         if new_name == self.name:
             return
+        settings = self.factory.settings
+        if self._nicks is None:
+            self._nicks = TokenBucket(
+                settings.nick_rate / settings.nick_period, settings.nick_rate,
+                self.factory.clock)
+        self._check_bucket(self._nicks, "name changes")
         old = self.name
 
         def renamed(_):
@@ -888,9 +898,37 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         rooms = self.factory.rooms
         room, already = rooms.open(self, wire.check_room(message))
+        if not already:
+            self._check_bucket(self._join_bucket(), "room joins", room.name)
         self._send_joined(room, request_id, joining=not already)
         if not already:
             rooms.join(self, room).addErrback(self._refused)
+
+    def _join_bucket(self):
+        """
+        The bucket of this session's room joins (and parts).
+        """
+        if self._joins is None:
+            settings = self.factory.settings
+            self._joins = TokenBucket(
+                settings.join_rate, settings.join_burst, self.factory.clock)
+        return self._joins
+
+    def _check_bucket(self, bucket, what, room=None):
+        """
+        Take a token from C{bucket}, one of this session's limits on
+        C{what} it does.
+
+        @raise wire.ProtocolError: L{wire.RATE_LIMITED}, with
+            C{retry_after}, if there is none.
+        """
+        delay = bucket.take()
+        if delay:
+            self.factory.stats.rate_limited += 1
+            raise wire.ProtocolError(
+                wire.RATE_LIMITED, "too many %s, slow down" % (what,),
+                retry_after=round(delay, 3),
+                **({} if room is None or room.lower() == wire.LOBBY else {"room": room}))
 
     def _send_joined(self, room, request_id=None, joining=False):
         """
@@ -912,7 +950,11 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             farewell = wire.check_text(farewell, self.factory.settings.max_text, "message")
         except wire.ProtocolError:
             farewell = None
-        self.factory.rooms.part(self, name, farewell).addCallbacks(
+        d = self.factory.rooms.part(self, name, farewell)
+        # A part is never refused, but it counts: part and join in a loop
+        # soon runs out of joins.
+        self._join_bucket().spend()
+        d.addCallbacks(
             self._parted, self._refused,
             callbackArgs=(request_id,), errbackArgs=(request_id,))
 

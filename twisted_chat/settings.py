@@ -77,6 +77,37 @@ applies: room for pasting a few lines, or for a client that reconnects and
 sends what it had queued meanwhile.
 """
 
+DEFAULT_NICK_RATE = 5
+"""
+C{--nick-rate}: name changes a session may make per C{--nick-period}; every
+one is an event in every room the user is in, so a client renaming itself
+in a loop would make the server send a frame to each member each time.
+Five per twenty seconds is the anti-nick-flood default of IRC servers; 0
+turns the limit off.
+"""
+
+DEFAULT_NICK_PERIOD = 20.0
+"""
+C{--nick-period}: the seconds over which C{--nick-rate} name changes are
+allowed.
+"""
+
+DEFAULT_JOIN_RATE = 0.5
+"""
+C{--join-rate}: room joins a session may make per second once its
+C{--join-burst} is spent (a part spends a token too, when there is one, but
+is never refused): a user who parts and joins a room over and over would
+make every member receive a leave and a join each time.  0 turns the limit
+off.
+"""
+
+DEFAULT_JOIN_BURST = 24
+"""
+C{--join-burst}: room joins a session may make at once: more than the
+twenty rooms an IRC client joins at start-up, and few enough that a burst
+of part/join cycles ends after about two dozen events.
+"""
+
 DEFAULT_MAX_CLIENTS = 10000
 """
 C{--max-clients}: connections at once; the next is refused with
@@ -209,6 +240,10 @@ class ServerSettings:
     @ivar sendq: see L{DEFAULT_SENDQ}.
     @ivar rate: see L{DEFAULT_RATE}.
     @ivar burst: see L{DEFAULT_BURST}.
+    @ivar nick_rate: see L{DEFAULT_NICK_RATE}.
+    @ivar nick_period: see L{DEFAULT_NICK_PERIOD}.
+    @ivar join_rate: see L{DEFAULT_JOIN_RATE}.
+    @ivar join_burst: see L{DEFAULT_JOIN_BURST}.
     @ivar max_clients: see L{DEFAULT_MAX_CLIENTS}.
     @ivar max_per_ip: see L{DEFAULT_MAX_PER_IP}.
     @ivar presence_limit: see L{DEFAULT_PRESENCE_LIMIT}.
@@ -230,6 +265,10 @@ class ServerSettings:
     sendq: int = DEFAULT_SENDQ
     rate: float = DEFAULT_RATE
     burst: int = DEFAULT_BURST
+    nick_rate: int = DEFAULT_NICK_RATE
+    nick_period: float = DEFAULT_NICK_PERIOD
+    join_rate: float = DEFAULT_JOIN_RATE
+    join_burst: int = DEFAULT_JOIN_BURST
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_per_ip: int = DEFAULT_MAX_PER_IP
     presence_limit: int = DEFAULT_PRESENCE_LIMIT

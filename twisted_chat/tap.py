@@ -26,8 +26,12 @@ from twisted_chat.settings import (
     DEFAULT_LOG_RATE,
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_PER_IP,
+    DEFAULT_JOIN_BURST,
+    DEFAULT_JOIN_RATE,
     DEFAULT_MAX_ROOMS,
     DEFAULT_MAX_ROOMS_PER_CLIENT,
+    DEFAULT_NICK_PERIOD,
+    DEFAULT_NICK_RATE,
     DEFAULT_PRESENCE_LIMIT,
     DEFAULT_RATE,
     DEFAULT_SHUTDOWN_GRACE,
@@ -237,6 +241,37 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "nick-rate",
+            None,
+            DEFAULT_NICK_RATE,
+            "Name changes a session may make per --nick-period; 0 turns the "
+            "limit off.",
+            _int,
+        ],
+        [
+            "nick-period",
+            None,
+            DEFAULT_NICK_PERIOD,
+            "Seconds over which --nick-rate name changes are allowed.",
+            _float,
+        ],
+        [
+            "join-rate",
+            None,
+            DEFAULT_JOIN_RATE,
+            "Room joins a session may make per second once --join-burst is "
+            "spent (a part spends one too, but is never refused); 0 turns the "
+            "limit off.",
+            _float,
+        ],
+        [
+            "join-burst",
+            None,
+            DEFAULT_JOIN_BURST,
+            "Room joins a session may make at once.",
+            _int,
+        ],
+        [
             "max-clients",
             None,
             DEFAULT_MAX_CLIENTS,
@@ -379,6 +414,14 @@ class Options(usage.Options):
             raise usage.UsageError("--rate must be 0 (no limit) or more")
         if self["burst"] < 1:
             raise usage.UsageError("--burst must be at least 1")
+        if self["nick-rate"] < 0:
+            raise usage.UsageError("--nick-rate must be 0 (no limit) or more")
+        if not self["nick-period"] > 0:
+            raise usage.UsageError("--nick-period must be more than 0")
+        if not self["join-rate"] >= 0:
+            raise usage.UsageError("--join-rate must be 0 (no limit) or more")
+        if self["join-burst"] < 1:
+            raise usage.UsageError("--join-burst must be at least 1")
         if self["max-clients"] < 1:
             raise usage.UsageError("--max-clients must be at least 1")
         if self["max-per-ip"] < 0:

@@ -53,3 +53,14 @@ class TokenBucketTests(SynchronousTestCase):
         """
         bucket = TokenBucket(rate=0, burst=1, clock=self.clock)
         self.assertEqual([bucket.take() for _ in range(100)], [0.0] * 100)
+
+    def test_spend(self):
+        """
+        spend takes a token when there is one, and is never refused; an
+        empty bucket stays empty, not in debt.
+        """
+        for _ in range(5):
+            self.bucket.spend()
+        self.assertEqual(self.bucket.take(), 0.25)
+        self.clock.advance(0.25)
+        self.assertEqual(self.bucket.take(), 0)

@@ -680,3 +680,56 @@ class NewConnectionResumeTests(RoomsMixin, SynchronousTestCase):
                          [("dev", None), (None, True)])
         self.assertEqual(got[got.index(errors[0]) + 1]["type"], "joined")
         self.assertEqual(got[-1]["type"], "resumed")
+
+
+class ChurnTests(RoomsMixin, SynchronousTestCase):
+    """
+    Name changes and joins are limited per session, so one client cannot
+    make a room's members receive events without bound.
+    """
+
+    def test_nick_churn(self):
+        """
+        60 renames in a burst: five are broadcast (--nick-rate 5 per 20 s;
+        the setUp's rename was the first), the rest refused with
+        retry_after and never broadcast; later, renames are allowed again.
+        """
+        for i in range(60):
+            self.send(self.alice, type="nick", name="n%d" % (i,))
+        renames = [m for m in self.received(self.bob_t) if m["type"] == "nick"]
+        self.assertEqual(len(renames), 4)
+        refused = [m for m in self.received(self.alice_t) if m.get("code")]
+        self.assertEqual(len(refused), 56)
+        self.assertEqual({m["code"] for m in refused}, {wire.RATE_LIMITED})
+        self.assertEqual(refused[0]["retry_after"], 4.0)
+        self.clock.advance(4)
+        self.send(self.alice, type="nick", name="later")
+        self.assertEqual(self.received(self.bob_t)[-1]["new"], "later")
+
+    def test_join_part_churn(self):
+        """
+        60 part/join cycles of one room: a couple of dozen events, then the
+        joins are refused with retry_after; the room is left alone after.
+        """
+        self.join(self.alice, self.alice_t, "dev")
+        self.join(self.bob, self.bob_t, "dev")
+        self.received(self.bob_t)
+        for _ in range(60):
+            self.send(self.alice, type="part", room="dev")
+            self.send(self.alice, type="join", room="dev")
+        events = [m for m in self.received(self.bob_t) if m.get("room") == "dev"]
+        self.assertLessEqual(len(events), 26)
+        self.assertGreaterEqual(len(events), 20)
+        refusals = [m for m in self.received(self.alice_t) if m.get("code") == wire.RATE_LIMITED]
+        self.assertTrue(refusals)
+        self.assertEqual(refusals[0]["room"], "dev")
+        self.assertGreater(refusals[0]["retry_after"], 0)
+
+    def test_twenty_rooms_at_start(self):
+        """
+        Joining twenty rooms at once, as an IRC client does at start-up, is
+        never refused.
+        """
+        for i in range(20):
+            self.assertEqual(self.join(self.alice, self.alice_t, "r%d" % (i,))[0]["type"],
+                             "joined")

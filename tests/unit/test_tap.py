@@ -34,6 +34,10 @@ DEFAULTS = {
     "sendq": 1048576,
     "rate": 5.0,
     "burst": 20,
+    "nick-rate": 5,
+    "nick-period": 20.0,
+    "join-rate": 0.5,
+    "join-burst": 24,
     "max-clients": 10000,
     "max-per-ip": 0,
     "presence-limit": 1000,
@@ -87,6 +91,10 @@ class OptionsTests(SynchronousTestCase):
             "--sendq", "2MiB",
             "--rate", "0.5",
             "--burst", "3",
+            "--nick-rate", "2",
+            "--nick-period", "10",
+            "--join-rate", "0.25",
+            "--join-burst", "8",
             "--max-clients", "7",
             "--max-per-ip", "2",
             "--presence-limit", "10",
@@ -110,6 +118,10 @@ class OptionsTests(SynchronousTestCase):
                 "sendq": 2097152,
                 "rate": 0.5,
                 "burst": 3,
+                "nick-rate": 2,
+                "nick-period": 10.0,
+                "join-rate": 0.25,
+                "join-burst": 8,
                 "max-clients": 7,
                 "max-per-ip": 2,
                 "presence-limit": 10,
@@ -130,6 +142,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(settings.verbose, True)
         self.assertEqual(settings.presence_limit, 10)
         self.assertEqual((settings.max_rooms_per_client, settings.max_rooms), (4, 50))
+        self.assertEqual(
+            (settings.nick_rate, settings.nick_period, settings.join_rate, settings.join_burst),
+            (2, 10.0, 0.25, 8))
 
     def test_endpoint_strings(self):
         """
@@ -182,6 +197,10 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--presence-limit", "-1"], "--presence-limit must be 0")
         self.assertUsageError(["--max-rooms-per-client", "0"], "at least 1")
         self.assertUsageError(["--max-rooms", "0"], "--max-rooms must be at least 1")
+        self.assertUsageError(["--nick-rate", "-1"], "--nick-rate must be 0")
+        self.assertUsageError(["--nick-period", "0"], "--nick-period must be more than 0")
+        self.assertUsageError(["--join-rate", "-1"], "--join-rate must be 0")
+        self.assertUsageError(["--join-burst", "0"], "--join-burst must be at least 1")
         self.assertUsageError(["--log-rate", "-1"], "--log-rate must be 0")
 
     def test_frame_limits(self):
