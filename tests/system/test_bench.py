@@ -56,6 +56,39 @@ class RunTests(LoopbackMixin, TestCase):
         yield self.load_smoke(server.port)
 
     @defer.inlineCallbacks
+    def test_load_rooms(self):
+        """
+        bench load --rooms 3 spreads 20 connections and 4 senders over three
+        rooms of a real server for about a second, and finds every room
+        intact at every member.
+        """
+        server = yield self.start_server(rate=0)
+        out = os.path.join(temp_dir(self, "bench-"), "result.json")
+        child = self.spawn(
+            ["-m", "twisted_chat.bench", "load", "--port", str(server.port),
+             "--connections", "20", "--senders", "4", "--rooms", "3", "--duration", "1",
+             "--warmup", "0.3", "--procs", "2", "--quiet", "--json", out]
+        )
+        reason = yield child.ended
+        self.assertEqual(exit_status(reason), (0, None), bytes(child.out + child.err))
+        with open(out) as f:
+            summary = json.load(f)
+        self.assertTrue(summary["ok"])
+        rooms = summary["rooms"]
+        self.assertEqual((rooms["count"], rooms["ok"], rooms["failed"]), (3, True, []))
+        per_room = rooms["per_room"]
+        self.assertEqual(sorted(per_room), ["bench-0", "bench-1", "bench-2"])
+        self.assertEqual([(r["members"], r["joined"], r["senders"]) for r in per_room.values()],
+                         [(7, 7, 2), (7, 7, 1), (6, 6, 1)])
+        for entry in per_room.values():
+            self.assertTrue(entry["ok"])
+            self.assertGreater(entry["checked"], 0)
+            self.assertGreaterEqual(entry["verifiers"], 1)
+        self.assertGreater(summary["deliveries"], 0)
+        self.assertIn(b"rooms ", child.out)
+        self.assertIn(b"3, OK in every room: 20 members", child.out)
+
+    @defer.inlineCallbacks
     def test_floor_server(self):
         """
         benchmarks/floor_server.c, the C floor that benchmarks/compare.py

@@ -31,6 +31,9 @@ class LoadOptions(usage.Options):
         ["connections", "n", 100, "Connections to open.", int],
         ["ramp", None, 1000.0, "Connections opened per second.", float],
         ["senders", "s", 10, "How many of the connections send.", int],
+        ["rooms", None, 0, "Spread the connections, senders too, over this many rooms "
+         "(each joins its own after its welcome, and stays in the lobby); "
+         "0: the lobby only.", int],
         ["rate", "r", 0.0, "Messages per second per sender; 0: as fast as the in-flight cap allows.", float],
         ["inflight", None, 32, "Messages each sender may have sent but not seen echoed.", int],
         ["size", None, 64, "Bytes of text per message.", int],
@@ -49,6 +52,8 @@ class LoadOptions(usage.Options):
             raise usage.UsageError("--connections and --procs must be at least 1")
         if not 0 <= self["senders"] <= self["connections"]:
             raise usage.UsageError("--senders must be between 0 and --connections")
+        if not 0 <= self["rooms"] <= self["connections"]:
+            raise usage.UsageError("--rooms must be between 0 and --connections")
         if self["inflight"] < 1 or self["size"] < 32 or self["ramp"] <= 0:
             raise usage.UsageError("--inflight must be at least 1, --size 32, --ramp above 0")
         if self["rate"] < 0 or self["duration"] <= 0 or self["warmup"] < 0:

@@ -29,6 +29,7 @@ class _WorkerProcess(ProcessProtocol):
         self.last = {}
         self.final = None
         self.ready = False
+        self.halted = self.settled = False
         self.ended = defer.Deferred()
         self.stderr = b""
 
@@ -43,6 +44,10 @@ class _WorkerProcess(ProcessProtocol):
             elif event == "ready":
                 self.ready = True
                 self.last.update(message)
+            elif event == "halted":
+                self.halted = True
+            elif event == "settled":
+                self.settled = True
             elif event == "final":
                 self.final = message
             elif event == "error":
@@ -143,6 +148,22 @@ class LoadRun:
                 self.bar.tick(self.reactor.seconds() - measure_start)
                 server.sample()
             self.server_stats = server.result()
+            if options["rooms"]:
+                # Every sender stops before any worker waits for the last
+                # events, and every worker has them before any closes its
+                # connections (which are events too): then every member of
+                # a room must end at the same seq.
+                for command, flag, doing in [("halt", "halted", "stopping the senders"),
+                                             ("settle", "settled", "waiting for the last events")]:
+                    for worker in self.workers:
+                        worker.command(command)
+                    yield with_timeout(
+                        self.reactor,
+                        self.wait_until(lambda flag=flag: all(
+                            getattr(w, flag) or w.ended.called for w in self.workers)),
+                        60,
+                        doing,
+                    )
             for worker in self.workers:
                 worker.command("stop")
             yield with_timeout(
@@ -228,6 +249,11 @@ class LoadRun:
             and integrity["sender_order_errors"] == 0
             and summary["connect_failures"] == 0
         )
+        if self.options["rooms"]:
+            summary["rooms"] = rooms_summary(
+                self.options["rooms"], [f.get("rooms", {}) for f in finals],
+                sum(f.get("join_failures", 0) for f in finals))
+            summary["ok"] = summary["ok"] and summary["rooms"]["ok"]
         self._timelines = [f["timeline"] for f in finals]
         self._latency = latency
         return summary
@@ -266,10 +292,67 @@ class _ServerSampler:
         }
 
 
+#: A room's counts that must all be 0, each with how the table says it.
+_ROOM_FAULTS = (
+    ("not_joined", "members not joined"),
+    ("gaps", "gaps"),
+    ("duplicates", "duplicates"),
+    ("reorders", "reordered"),
+    ("sender_order", "out of sender order"),
+    ("foreign", "events of other rooms"),
+    ("behind", "members behind at the end"),
+)
+
+
+def rooms_summary(count, reports, join_failures=0):
+    """
+    Sum up what the workers of a C{--rooms} run found per room, and judge
+    each room.
+
+    @param count: the number of rooms of the run.
+    @param reports: each worker's L{twisted_chat.bench.worker.room_report}.
+    @param join_failures: joins answered with an error instead of
+        C{joined}.
+    @return: a dict: C{count}; C{ok}, whether every room is; C{failed},
+        the names of the rooms that are not; C{join_failures}; and
+        C{per_room}, by name, each room's counts (as C{room_report}'s, its
+        C{ends} turned into C{last_seq}, the highest seq any member ended
+        at, and C{behind}, the members that ended before it), with
+        C{not_joined} and C{ok}.
+    """
+    merged = {}
+    for report in reports:
+        for name, entry in report.items():
+            into = merged.setdefault(name, {"ends": {}})
+            for key, value in entry.items():
+                if key == "ends":
+                    for end, members in value.items():
+                        into["ends"][end] = into["ends"].get(end, 0) + members
+                else:
+                    into[key] = into.get(key, 0) + value
+    for entry in merged.values():
+        ends = {int(end): members for end, members in entry.pop("ends").items()}
+        entry["last_seq"] = max(ends) if ends else None
+        entry["behind"] = sum(members for end, members in ends.items() if end != entry["last_seq"])
+        entry["not_joined"] = entry["members"] - entry["joined"]
+        entry["ok"] = not any(entry[key] for key, _ in _ROOM_FAULTS)
+    per_room = dict(sorted(merged.items()))
+    failed = [name for name, entry in per_room.items() if not entry["ok"]]
+    return {
+        "count": count,
+        "ok": not failed and len(per_room) == count and not join_failures,
+        "failed": failed,
+        "join_failures": join_failures,
+        "per_room": per_room,
+    }
+
+
 def _forward(options):
     args = []
     if options["ports"]:
         args += ["--ports", options["ports"]]
+    if options["rooms"]:
+        args += ["--rooms", str(options["rooms"])]
     for name in ("host", "port", "connections", "ramp", "senders", "rate", "inflight",
                  "size", "procs", "sample"):
         args += ["--" + name, str(options[name])]
@@ -330,8 +413,9 @@ def format_summary(summary):
 
     rows = [
         ("server", summary["server"]),
-        ("connections", "%d (%d failed), all connected in %.2f s" % (
-            summary["connections"], summary["connect_failures"], summary["connect_seconds"] or 0)),
+        ("connections", "%d (%d failed), all connected%s in %.2f s" % (
+            summary["connections"], summary["connect_failures"],
+            " and in their rooms" if "rooms" in summary else "", summary["connect_seconds"] or 0)),
         ("senders", "%d, %s, %d-byte texts" % (
             summary["senders"],
             "%g msg/s each" % summary["rate_per_sender"] if summary["rate_per_sender"]
@@ -352,6 +436,8 @@ def format_summary(summary):
         ("lagged / errors", "%d / %s" % (integrity["lagged"], integrity["errors"] or "none")),
         ("tool CPU per process", ", ".join("%.0f%%" % c for c in summary["tool_cpu_percent"])),
     ]
+    if "rooms" in summary:
+        rows.append(("rooms", _rooms_row(summary["rooms"])))
     if summary["server_process"]:
         rows.append(("server process", "peak RSS %.1f MiB, CPU %.1f%% of a core" % (
             summary["server_process"]["peak_rss_mib"], summary["server_process"]["cpu_percent"])))
@@ -367,6 +453,32 @@ def format_summary(summary):
     for warning in summary["warnings"]:
         lines.append("warning: %s" % (warning,))
     return "\n".join(lines)
+
+
+def _rooms_row(rooms):
+    """
+    The table's line on the rooms of a C{--rooms} run: how much was
+    checked, or which rooms failed and how.
+    """
+    per_room = rooms["per_room"].values()
+    if rooms["ok"]:
+        return "%d, OK in every room: %d members, %d events checked in seq order" % (
+            rooms["count"], sum(r["joined"] for r in per_room),
+            sum(r["checked"] for r in per_room))
+    problems = []
+    for name in rooms["failed"][:5]:
+        entry = rooms["per_room"][name]
+        problems.append("%s (%s)" % (name, ", ".join(
+            "%s: %d" % (words, entry[key]) for key, words in _ROOM_FAULTS if entry[key])))
+    if len(rooms["failed"]) > 5:
+        problems.append("...")
+    missing = rooms["count"] - len(rooms["per_room"])
+    if missing:
+        problems.append("%d with no member" % (missing,))
+    if rooms["join_failures"]:
+        problems.append("%d joins refused" % (rooms["join_failures"],))
+    return "FAILED in %d of %d: %s" % (
+        len(rooms["failed"]) + missing, rooms["count"], "; ".join(problems))
 
 
 def plot(run, path):
