@@ -5,6 +5,7 @@ alternating, several rounds; medians and ratios are printed at the end.
 
 Usage: python benchmarks/compare.py [--rounds 3] [--only fanout,latency,scale]
                                    [--floor]
+       python benchmarks/compare.py --only rooms
 
 Scenarios (each a `python -m twisted_chat.bench load` run):
   fanout   100 connections, 10 senders as fast as possible (32 in flight
@@ -13,6 +14,11 @@ Scenarios (each a `python -m twisted_chat.bench load` run):
            deliveries/s)
   scale    10,000 connections with heartbeats, no messages (twisted-chat
            only): connect time, server memory, idle CPU
+  rooms    10,000 connections in 1,000 rooms of 10 (each in the lobby too),
+           100 senders (one in each of 100 rooms) at 5 messages/s each,
+           integrity checked per room (twisted-chat only: the baseline and
+           floor servers have no rooms).  Not run by default: its rounds
+           take about as long as scale's; ask with --only rooms.
 
 With --floor, the scenarios also run against benchmarks/floor_server.c,
 built here with the C compiler (cc): "c-floor", the least a server of the
@@ -45,7 +51,15 @@ SCENARIOS = {
                 "--size", "64", "--duration", "10", "--warmup", "2"],
     "scale": ["--connections", "10000", "--senders", "0", "--ramp", "5000",
               "--duration", "10", "--warmup", "2"],
+    "rooms": ["--connections", "10000", "--rooms", "1000", "--senders", "100",
+              "--rate", "5", "--size", "64", "--ramp", "5000",
+              "--duration", "10", "--warmup", "2"],
 }
+#: The scenarios only twisted-chat runs: the baseline has no point there
+#: (scale) or no rooms (rooms).
+OURS_ONLY = ("scale", "rooms")
+#: What runs without --only.
+DEFAULT = "fanout,latency,scale"
 
 
 def free_port():
@@ -111,18 +125,23 @@ def median(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="fanout,latency,scale")
+    parser.add_argument("--only", default=DEFAULT,
+                        help="comma-separated scenarios, of %s (default: %s)" % (
+                            ", ".join(SCENARIOS), DEFAULT))
     parser.add_argument("--floor", action="store_true",
                         help="also run the C floor servers (needs cc)")
     args = parser.parse_args()
+    unknown = sorted(set(args.only.split(",")) - set(SCENARIOS))
+    if unknown:
+        parser.error("no scenario %s; there are %s" % (", ".join(unknown), ", ".join(SCENARIOS)))
     floor = None
     if args.floor:
         workdir = tempfile.TemporaryDirectory(prefix="twisted-chat-floor-")
         floor = build_floor(workdir.name)
     results = {}
     for scenario in args.only.split(","):
-        servers = ["twisted-chat"] if scenario == "scale" else ["twisted-chat", "baseline"]
-        if floor:
+        servers = ["twisted-chat"] if scenario in OURS_ONLY else ["twisted-chat", "baseline"]
+        if floor and scenario != "rooms":
             servers += ["c-floor"] if scenario == "scale" else ["c-floor", "c-naive"]
         for round in range(args.rounds):
             for server in servers:
@@ -134,12 +153,16 @@ def main():
                     process.kill()
                     process.wait()
                 results.setdefault((scenario, server), []).append(summary)
+                rooms = summary.get("rooms")
                 print("%-8s round %d %-13s %9.0f deliveries/s  p50 %s  p99 %s ms  "
-                      "connect %.2f s  CPU %s%%  integrity %s" % (
+                      "connect %.2f s  CPU %s%%  integrity %s%s" % (
                           scenario, round + 1, server, summary["deliveries_per_second"],
                           summary["latency_ms"]["p50"], summary["latency_ms"]["p99"],
                           summary["connect_seconds"], summary["server_process"]["cpu_percent"],
-                          "OK" if summary["ok"] else "FAILED"), flush=True)
+                          "OK" if summary["ok"] else "FAILED",
+                          "" if rooms is None else " (%d of %d rooms OK)" % (
+                              sum(r["ok"] for r in rooms["per_room"].values()), rooms["count"])),
+                      flush=True)
 
     print("\nmedians of %d rounds (2 cores, shared by the server and the load tool)" % (args.rounds,))
     print("%-8s %-13s %12s %9s %9s %9s %10s %9s %8s" % (
