@@ -11,7 +11,10 @@ C{timeout}.
 
 No client can hurt the others: what the server holds for a client that does
 not read is bounded (L{SendQueue}), frames and messages are rate-limited
-(L{TokenBucket}), and the number of connections is capped.
+(L{TokenBucket}), the number of connections is capped, and so is what the
+server holds of frames still arriving: each must be complete within
+C{frame_timeout} seconds of its first byte, and all together fit in the
+factory's L{ReadBudget}.
 """
 
 import secrets
@@ -27,7 +30,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from twisted_chat import accounts, wire
+from twisted_chat import accounts, heap, wire
 from twisted_chat.admission import Admission
 from twisted_chat._timers import cancelled
 from twisted_chat.room import IChatClient
@@ -37,6 +40,7 @@ from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.lifecycle import CLOSING, JOINED, LOGIN, NEW, PENDING, RESUMING, move
 from twisted_chat.net import format_peer, no_delay
 from twisted_chat.outbox import Outbox
+from twisted_chat.readbudget import ReadBudget
 from twisted_chat.settings import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
@@ -44,6 +48,7 @@ from twisted_chat.settings import (
     FRAME_RATE_FACTOR,
     JOIN_HOLD,
     RECONNECT_AFTER,
+    TRIM_DELAY,
     ServerSettings,
 )
 
@@ -214,11 +219,21 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
     _rejected = 0
     # The address this connection counts against in --max-per-ip.
     counted_host = None
+    # What IntNStringReceiver has not framed yet (its own default too; set
+    # here so that reading it stays cheap whatever Twisted does).
+    _unprocessed = b""
     # The pieces of an incomplete large frame, their total length, and the
     # length at which the frame is whole (see _gather_large_frame).
     _gathering = None
     _gathered = 0
     _frame_end = 0
+    # The bytes of unfinished frames this connection holds, as the
+    # factory's ReadBudget last counted them; the timer of --frame-timeout
+    # while a frame is unfinished, and when that frame began (see
+    # _account_read).
+    _held = 0
+    _frame_call = None
+    _frame_started = 0.0
     # With accounts: whether a login check is running.
     _logging_in = False
     # The buckets of name changes and room joins, made at the first one (a
@@ -325,6 +340,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             self._gathering.append(data)
             self._gathered += len(data)
             if self._gathered < self._frame_end:
+                self._account_read()
                 return
             data = b"".join(self._gathering)
             self._gathering = None
@@ -334,7 +350,93 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 Int32StringReceiver.dataReceived(self, data)
         finally:
             self._in_read = False
+        # Whole frames only, nothing held before or after: nothing to do.
+        if self._unprocessed or self._held:
+            self._after_read()
+
+    def _after_read(self):
+        """
+        A read left bytes of an unfinished frame, or finished one that was
+        held: gather a large frame's pieces, and account for what is held.
+        """
+        if self.state is CLOSING:
+            # (Closed while framing: what came after is ignored.)
+            self._drop_unfinished()
+            return
         self._gather_large_frame()
+        self._account_read()
+
+    def _account_read(self):
+        """
+        Count the bytes of unfinished frames this connection holds against
+        the server's L{ReadBudget} (dropping those it names), and time the
+        frame they belong to: it must be complete within C{frame_timeout}
+        seconds of its first byte, whatever arrives meanwhile.
+        """
+        held = len(self._unprocessed)
+        if self._gathering is not None:
+            held += self._gathered
+        self._held = held
+        factory = self.factory
+        shed = factory.read_budget.hold(self, held)
+        if held and not self.paused:
+            call = self._frame_call
+            if call is None:
+                self._frame_started = factory.clock.seconds()
+                self._frame_call = factory.clock.callLater(
+                    factory.frame_timeout, self._frame_expired)
+            elif self._last_frame > self._frame_started:
+                # The frame it timed is complete: what is held now began
+                # after it.
+                self._frame_started = factory.clock.seconds()
+                call.reset(factory.frame_timeout)
+        else:
+            # (A paused connection holds frames it has not looked at yet,
+            # waiting for an answer: they are timed once it reads again.)
+            self._frame_call = cancelled(self._frame_call)
+        if shed:
+            factory.shed(shed)
+
+    def _frame_expired(self):
+        """
+        A frame begun C{frame_timeout} seconds ago is not complete: drop
+        the connection, telling it why.
+        """
+        self._frame_call = None
+        timeout = self.factory.frame_timeout
+        self._log_routine(
+            "dropped: frame timeout",
+            "dropped: a frame begun {timeout} s ago is not complete ({held} bytes held)",
+            timeout=timeout, held=self._held)
+        self.drop_unfinished(wire.ProtocolError(
+            wire.FRAME_TIMEOUT, "a frame must be complete within %g s of its first byte" % (
+                timeout,)))
+
+    def drop_unfinished(self, error):
+        """
+        Drop the connection for the frame it has not finished: free what it
+        holds of it at once, and send C{error} as its last frame (unless
+        frames already wait for it: it does not read, and is aborted).
+        """
+        if self.state is CLOSING:
+            return
+        self._drop_unfinished()
+        self.send_error(error)
+        if self.outbox.queue.size:
+            self.abort(wire.REASON_ERROR)
+        else:
+            self.close(wire.REASON_ERROR)
+
+    def _drop_unfinished(self):
+        """
+        Forget the unfinished frame: its bytes, its budget, its timer.
+        """
+        self._unprocessed = b""
+        self._gathering = None
+        self._frame_call = cancelled(self._frame_call)
+        if self._held:
+            self._held = 0
+            self.factory.read_budget.release(self)
 
     def _gather_large_frame(self):
         """
@@ -1221,6 +1323,9 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         self._join_call = cancelled(self._join_call)
         if self.outbox is not None:
             self.outbox.closing = True
+        # Not when the garbage collector gets round to the connection: a
+        # burst of half-sent frames must not outlive its connections.
+        self._drop_unfinished()
 
 
 class ChatServerFactory(Factory):
@@ -1232,6 +1337,10 @@ class ChatServerFactory(Factory):
     @ivar room: the L{Room}.
     @ivar connections: every admitted L{ChatServerProtocol}.
     @ivar join_hold: see L{JOIN_HOLD}.
+    @ivar read_budget: the L{ReadBudget} of bytes held in unfinished
+        frames, all connections together.
+    @ivar frame_timeout: seconds within which a frame must be complete
+        once begun: the setting, or C{timeout} if that is shorter.
     """
 
     protocol = ChatServerProtocol
@@ -1274,6 +1383,9 @@ class ChatServerFactory(Factory):
         self.portal = portal
         self.line_budget = LineBudget(clock, self.settings.log_rate)
         self.admission = Admission(self.settings, clock)
+        self.read_budget = ReadBudget(self.settings.read_budget, self._burst_ended)
+        self.frame_timeout = min(self.settings.frame_timeout, self.settings.timeout)
+        self._trim_call = None
         self.connections = set()
         self._drained = []
         self._abort_call = None
@@ -1283,6 +1395,43 @@ class ChatServerFactory(Factory):
         Log the lines the budget still holds back.  (Twisted API.)
         """
         self.line_budget.sum_up()
+        self._trim_call = cancelled(self._trim_call)
+
+    def shed(self, holders):
+        """
+        The server holds more than C{--read-budget} bytes of unfinished
+        frames: drop C{holders}, the connections that hold the most, as
+        (protocol, bytes held) pairs; L{ReadBudget} chose them.
+        """
+        self.log.info(
+            "over the read budget ({limit} bytes of unfinished frames): dropping the "
+            "{count} largest holders ({total} bytes)",
+            limit=self.read_budget.limit, count=len(holders),
+            total=sum(held for _, held in holders))
+        for protocol, held in holders:
+            protocol.drop_unfinished(wire.ProtocolError(
+                wire.FRAME_TIMEOUT,
+                "the server holds too many unfinished frames, and yours (%d bytes so "
+                "far) is among the largest" % (held,)))
+
+    def _burst_ended(self, peak):
+        """
+        The server held C{peak} bytes of unfinished frames and now holds
+        few: give the freed memory back to the system a moment later (the
+        C heap keeps it otherwise; L{twisted_chat.heap}).
+        """
+        if self._trim_call is None and heap.can_trim():
+            self._trim_call = self.clock.callLater(TRIM_DELAY, self._trim, peak)
+
+    def _trim(self, peak):
+        """
+        Give the C heap's free pages back, after a burst of C{peak} bytes.
+        """
+        self._trim_call = None
+        heap.trim()
+        self.log.info(
+            "a burst of unfinished frames is over (up to {peak} bytes held): freed "
+            "memory given back to the system", peak=peak)
 
     def new_session_token(self):
         """

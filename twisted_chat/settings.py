@@ -123,6 +123,66 @@ many users share an address behind NAT or a proxy and no default fits them
 all.
 """
 
+DEFAULT_READ_BUDGET = 32 * 1024 * 1024
+"""
+C{--read-budget}: bytes of incoming frames not yet complete that the server
+holds, all connections together.  Past it, the connections holding the
+most are dropped (error C{frame_timeout}, leave reason C{error}), the
+largest first, until the total is back under L{READ_BUDGET_LOW} of it.
+Without it, a host that opens connections and sends each all of a 64 KiB
+frame but its last byte makes the server hold 64 KiB per connection, about
+650 MB at the default C{--max-clients}.  32 MiB is 512 frames of the
+default C{--max-frame} in flight at once, far more than ordinary traffic
+ever leaves unfinished (a chat line arrives whole, or in a couple of reads
+within a round trip), and about what 10,000 connections themselves take.
+It must hold one frame of C{--max-frame}.
+
+Stopping reading from the largest holders instead (TCP back-pressure)
+would keep the rest of their frames in the peer's kernel, but not what was
+already read: Twisted reads up to 64 KiB at once, so each new connection's
+first read brings its whole half-sent frame into memory before anything can
+be decided, and a paused frame can never finish.  Dropping frees the memory
+at once, and costs an ordinary client nothing: its frames arrive whole or
+nearly so, while the largest unfinished frames at such a moment are the
+attacker's.
+"""
+
+READ_BUDGET_LOW = 7 / 8
+"""
+Once over C{--read-budget}, connections are dropped until the bytes held are
+at most this fraction of it: one pass, over the holders sorted by size,
+then frees an eighth of the budget (4 MiB by default), so a flood of many
+small holders costs one sort per 4 MiB received, not one per read.
+"""
+
+TRIM_AFTER = 4 * 1024 * 1024
+"""
+Bytes of unfinished frames held at once that make a burst.  Once the total
+falls back under a quarter of this (the burst is over, or nearly), the C
+heap's free pages are given back to the system L{TRIM_DELAY} seconds
+later (L{twisted_chat.heap}).  Below this there is little worth giving
+back, and an attacker must make the server hold this much again for each
+trim (a few milliseconds) it causes.
+"""
+
+TRIM_DELAY = 1.0
+"""
+Seconds between the end of a burst of unfinished frames and the trim of
+the heap: the last of its connections usually close within them, so one
+trim gives back all their memory.
+"""
+
+DEFAULT_FRAME_TIMEOUT = 10.0
+"""
+C{--frame-timeout}: seconds within which a frame, once its first byte has
+arrived, must be complete; past it the client gets C{frame_timeout} and is
+dropped (leave reason C{error}).  Later bytes of the frame do not extend
+it, so a peer trickling a byte a second holds its buffer 10 s at most, not
+until C{--timeout} (which any whole frame resets).  10 s is a 64 KiB frame
+at 52 kbit/s, slower than any link a chat client uses; it is at most
+C{--timeout}, and when C{--timeout} is shorter it defaults to that.
+"""
+
 DEFAULT_MAX_ROOMS_PER_CLIENT = 100
 """
 C{--max-rooms-per-client}: rooms one connection may be in at once (the
@@ -246,6 +306,9 @@ class ServerSettings:
     @ivar join_burst: see L{DEFAULT_JOIN_BURST}.
     @ivar max_clients: see L{DEFAULT_MAX_CLIENTS}.
     @ivar max_per_ip: see L{DEFAULT_MAX_PER_IP}.
+    @ivar read_budget: see L{DEFAULT_READ_BUDGET}.
+    @ivar frame_timeout: see L{DEFAULT_FRAME_TIMEOUT}; the server applies
+        at most C{timeout}.
     @ivar presence_limit: see L{DEFAULT_PRESENCE_LIMIT}.
     @ivar max_rooms_per_client: see L{DEFAULT_MAX_ROOMS_PER_CLIENT}.
     @ivar max_rooms: see L{DEFAULT_MAX_ROOMS}.
@@ -271,6 +334,8 @@ class ServerSettings:
     join_burst: int = DEFAULT_JOIN_BURST
     max_clients: int = DEFAULT_MAX_CLIENTS
     max_per_ip: int = DEFAULT_MAX_PER_IP
+    read_budget: int = DEFAULT_READ_BUDGET
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT
     presence_limit: int = DEFAULT_PRESENCE_LIMIT
     max_rooms_per_client: int = DEFAULT_MAX_ROOMS_PER_CLIENT
     max_rooms: int = DEFAULT_MAX_ROOMS

@@ -23,6 +23,7 @@ from twisted_chat.server import ChatServerFactory
 from twisted_chat.settings import (
     DEFAULT_BACKLOG,
     DEFAULT_BURST,
+    DEFAULT_FRAME_TIMEOUT,
     DEFAULT_LOG_RATE,
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_PER_IP,
@@ -34,6 +35,7 @@ from twisted_chat.settings import (
     DEFAULT_NICK_RATE,
     DEFAULT_PRESENCE_LIMIT,
     DEFAULT_RATE,
+    DEFAULT_READ_BUDGET,
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_SHUTDOWN_MESSAGE,
     LISTEN_BACKLOG,
@@ -286,6 +288,26 @@ class Options(usage.Options):
             _int,
         ],
         [
+            "read-budget",
+            None,
+            DEFAULT_READ_BUDGET,
+            "Bytes of unfinished incoming frames the server holds, all "
+            "connections together (accepts KiB and MiB; the default is 32MiB; "
+            "at least one --max-frame).  Past it the connections holding the "
+            "most are dropped (frame_timeout) until it is 7/8 full.",
+            _size,
+        ],
+        [
+            "frame-timeout",
+            None,
+            None,
+            "Seconds within which a frame must be complete once its first "
+            "byte has arrived; past it the client is dropped (frame_timeout).  "
+            "At most --timeout.  Default %g, or --timeout if shorter."
+            % (DEFAULT_FRAME_TIMEOUT,),
+            _float,
+        ],
+        [
             "presence-limit",
             None,
             DEFAULT_PRESENCE_LIMIT,
@@ -426,6 +448,17 @@ class Options(usage.Options):
             raise usage.UsageError("--max-clients must be at least 1")
         if self["max-per-ip"] < 0:
             raise usage.UsageError("--max-per-ip must be 0 (no limit) or more")
+        if self["read-budget"] < wire.PREFIX.size + self["max-frame"]:
+            raise usage.UsageError(
+                "--read-budget (%d) must hold at least one frame (--max-frame %d, and "
+                "its 4-byte length); raise --read-budget or lower --max-frame"
+                % (self["read-budget"], self["max-frame"]))
+        if self["frame-timeout"] is None:
+            self["frame-timeout"] = min(DEFAULT_FRAME_TIMEOUT, timeout)
+        elif not 0 < self["frame-timeout"] <= timeout:
+            raise usage.UsageError(
+                "--frame-timeout (%g) must be more than 0 and at most --timeout (%g)"
+                % (self["frame-timeout"], timeout))
         if self["presence-limit"] < 0:
             raise usage.UsageError("--presence-limit must be 0 or more")
         if self["max-rooms-per-client"] < 1:
@@ -469,6 +502,8 @@ class Options(usage.Options):
             name = field.name.replace("_", "-")
             value = limits[name] if name in limits else self[name]
             values[field.name] = bool(value) if field.type in (bool, "bool") else value
+        if values["frame_timeout"] is None:
+            values["frame_timeout"] = min(DEFAULT_FRAME_TIMEOUT, values["timeout"])
         return ServerSettings(**values)
 
 

@@ -74,6 +74,10 @@ BANNED = "banned"
 NO_SUCH_USER = "no_such_user"
 #: --max-rooms-per-client or --max-rooms reached.
 TOO_MANY_ROOMS = "too_many_rooms"
+#: A frame begun and not complete within the server's --frame-timeout, or,
+#: sooner, one of the largest unfinished frames while the server holds
+#: --read-budget bytes of them; the connection is then closed.
+FRAME_TIMEOUT = "frame_timeout"
 ERROR_CODES = frozenset(
     [
         BAD_FRAME,
@@ -96,6 +100,7 @@ ERROR_CODES = frozenset(
         BANNED,
         NO_SUCH_USER,
         TOO_MANY_ROOMS,
+        FRAME_TIMEOUT,
     ]
 )
 

@@ -723,6 +723,9 @@ class ExpiryTests(ServerMixin, SynchronousTestCase):
         Only a whole frame counts: a trickle of bytes that never completes
         one does not keep the connection alive.
         """
+        # (Here the idle timer alone: the frame's own, shorter deadline is
+        # tested in tests/unit/test_abuse.py.)
+        self.factory.frame_timeout = self.server_timeout
         data = frame(type="heartbeat")
         for i in range(len(data) - 1):
             self.clock.advance(1)

@@ -40,6 +40,9 @@ DEFAULTS = {
     "join-burst": 24,
     "max-clients": 10000,
     "max-per-ip": 0,
+    "read-budget": 32 * 1024 * 1024,
+    # At most --timeout.
+    "frame-timeout": 10.0,
     "presence-limit": 1000,
     "max-rooms-per-client": 100,
     "max-rooms": 10000,
@@ -97,6 +100,8 @@ class OptionsTests(SynchronousTestCase):
             "--join-burst", "8",
             "--max-clients", "7",
             "--max-per-ip", "2",
+            "--read-budget", "1MiB",
+            "--frame-timeout", "1.5",
             "--presence-limit", "10",
             "--max-rooms-per-client", "4",
             "--max-rooms", "50",
@@ -124,6 +129,8 @@ class OptionsTests(SynchronousTestCase):
                 "join-burst": 8,
                 "max-clients": 7,
                 "max-per-ip": 2,
+                "read-budget": 1048576,
+                "frame-timeout": 1.5,
                 "presence-limit": 10,
                 "max-rooms-per-client": 4,
                 "max-rooms": 50,
@@ -145,6 +152,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             (settings.nick_rate, settings.nick_period, settings.join_rate, settings.join_burst),
             (2, 10.0, 0.25, 8))
+        self.assertEqual((settings.read_budget, settings.frame_timeout), (1048576, 1.5))
 
     def test_endpoint_strings(self):
         """
@@ -202,6 +210,37 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--join-rate", "-1"], "--join-rate must be 0")
         self.assertUsageError(["--join-burst", "0"], "--join-burst must be at least 1")
         self.assertUsageError(["--log-rate", "-1"], "--log-rate must be 0")
+
+    def test_read_budget(self):
+        """
+        --read-budget is a size that must hold one frame of --max-frame and
+        its 4-byte length.
+        """
+        self.assertEqual(parse("--read-budget", "1MiB")["read-budget"], 1048576)
+        self.assertEqual(
+            parse("--read-budget", "4100", "--max-frame", "4096").settings().read_budget, 4100)
+        self.assertUsageError(
+            ["--read-budget", "64KiB"],
+            "--read-budget (65536) must hold at least one frame (--max-frame 65536, and "
+            "its 4-byte length); raise --read-budget or lower --max-frame")
+        self.assertUsageError(["--read-budget", "4099", "--max-frame", "4096"],
+                              "--read-budget (4099) must hold")
+        self.assertUsageError(["--read-budget", "lots"], "is not a size")
+
+    def test_frame_timeout(self):
+        """
+        --frame-timeout is more than 0 and at most --timeout; left out, it
+        is 10 s, or --timeout if that is shorter.
+        """
+        self.assertEqual(parse("--frame-timeout", "30")["frame-timeout"], 30.0)
+        short = parse("--heartbeat-interval", "1", "--timeout", "4")
+        self.assertEqual((short["frame-timeout"], short.settings().frame_timeout), (4.0, 4.0))
+        self.assertUsageError(
+            ["--frame-timeout", "31"],
+            "--frame-timeout (31) must be more than 0 and at most --timeout (30)")
+        self.assertUsageError(["--frame-timeout", "0"], "--frame-timeout (0) must be more than 0")
+        self.assertUsageError(["--frame-timeout", "nan"], "must be more than 0")
+        self.assertUsageError(["--frame-timeout", "soon"], "'soon' is not a number")
 
     def test_frame_limits(self):
         """
