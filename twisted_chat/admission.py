@@ -3,13 +3,41 @@
 Who may come in: the cap on connections, the cap per address, and the
 login attempts each address has left.  No sockets: the server's factory
 asks it about each new connection.
+
+An IPv6 address counts as its /64, as IRC servers count them (UnrealIRCd's
+C{ipv6-clone-mask}, charybdis' C{cidr_ipv6_bitlen}, both 64 by default):
+one host, or one customer's network, usually has a whole /64, and could
+otherwise open each connection from an address of its own.
 """
 
+import ipaddress
 from collections import Counter, OrderedDict
 
 from twisted_chat import wire
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.settings import LOGIN_ADDRESSES, LOGIN_BURST, LOGIN_INTERVAL
+
+
+#: The bits of an IPv6 address that name its host for the limits per
+#: address.
+IPV6_PREFIX = 64
+
+
+def address_key(host):
+    """
+    What C{host} counts as for the limits per address: an IPv4 address as
+    itself (also one mapped into IPv6), an IPv6 address as its /64
+    (C{"2001:db8:1:2::/64"}); anything else, such as a name, as itself.
+    """
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
 
 
 class Admission:
@@ -46,19 +74,21 @@ class Admission:
             )
         if host is None:
             return None
-        if settings.max_per_ip and self._per_host[host] >= settings.max_per_ip:
+        key = address_key(host)
+        if settings.max_per_ip and self._per_host[key] >= settings.max_per_ip:
             return wire.ProtocolError(
                 wire.TOO_MANY_CONNECTIONS,
-                "too many connections from %s (%d)" % (host, settings.max_per_ip),
+                "too many connections from %s (%d)" % (key, settings.max_per_ip),
             )
-        self._per_host[host] += 1
+        self._per_host[key] += 1
         return None
 
     def connections_from(self, host):
         """
-        How many admitted connections C{host} has now.
+        How many admitted connections C{host} (with the rest of its IPv6
+        /64) has now.
         """
-        return self._per_host[host]
+        return self._per_host[address_key(host)]
 
     def release(self, host):
         """
@@ -66,16 +96,18 @@ class Admission:
         """
         if host is None:
             return
-        self._per_host[host] -= 1
-        if not self._per_host[host]:
-            del self._per_host[host]
+        key = address_key(host)
+        self._per_host[key] -= 1
+        if not self._per_host[key]:
+            del self._per_host[key]
 
     def login_bucket(self, host):
         """
         The login attempts left to C{host} (L{LOGIN_BURST}, then one every
-        L{LOGIN_INTERVAL} seconds).  The most recent L{LOGIN_ADDRESSES}
-        addresses are remembered.
+        L{LOGIN_INTERVAL} seconds), an IPv6 address sharing them with its
+        /64.  The most recent L{LOGIN_ADDRESSES} addresses are remembered.
         """
+        host = address_key(host)
         buckets = self._login_buckets
         bucket = buckets.pop(host, None)
         if bucket is None:

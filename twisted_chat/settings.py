@@ -116,11 +116,23 @@ C{server_full}.  10,000 is what one process is measured to serve (about
 running the process out of memory or file descriptors.
 """
 
-DEFAULT_MAX_PER_IP = 0
+DEFAULT_MAX_PER_IP = 100
 """
-C{--max-per-ip}: connections from one address; 0 means no limit, because
-many users share an address behind NAT or a proxy and no default fits them
-all.
+C{--max-per-ip}: connections from one address (an IPv6 address counts with
+the rest of its /64, which one host usually has whole); 0 means no limit.
+
+IRC servers are the guide, and they allow one address few connections, for
+a person: UnrealIRCd's example allow block C{maxperip 3}, the ratbox and
+charybdis family's C{number_per_ip} of 10 or so per class (with IPv6
+counted per /64 by C{cidr_ipv6_bitlen} and UnrealIRCd's C{ipv6-clone-mask}).
+They can keep it that low because an operator raises it by hand for each
+known gateway, a university's or an office's NAT.  This server has no such
+list, so its default must already fit a gateway: 100 lets an office of
+fifty people each with two clients (a laptop and a phone) through, with
+room for a reconnecting client whose old connection has not timed out yet,
+while one host still gets at most 1% of L{DEFAULT_MAX_CLIENTS}, and
+filling the server takes a hundred addresses.  A larger gateway (a
+carrier's NAT, a proxy in front of the server) needs a larger value, or 0.
 """
 
 DEFAULT_READ_BUDGET = 32 * 1024 * 1024

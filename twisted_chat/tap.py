@@ -284,7 +284,8 @@ class Options(usage.Options):
             "max-per-ip",
             None,
             DEFAULT_MAX_PER_IP,
-            "Most connections from one address; 0 means no limit.",
+            "Most connections from one address (an IPv6 address counts with "
+            "its /64); 0 means no limit.",
             _int,
         ],
         [

@@ -166,7 +166,9 @@ class FaultTests(LoopbackMixin, TestCase):
         right) at once: the server answers or drops each, keeps serving the
         others, and never logs a traceback.
         """
-        server, port = yield self.spawn_twistd("--heartbeat-interval", "1", "--timeout", "2")
+        # (200 connections from 127.0.0.1: no --max-per-ip.)
+        server, port = yield self.spawn_twistd(
+            "--heartbeat-interval", "1", "--timeout", "2", "--max-per-ip", "0")
         observer = yield self.connect_client(port)
         rng = random.Random(20261121)
         samples = [
@@ -314,8 +316,10 @@ class StressTests(LoopbackMixin, TestCase):
         """
         clients_count, senders, per_sender = 500, 100, 20
         expected = senders * per_sender
+        # (500 connections from 127.0.0.1: no --max-per-ip.)
         server, port = yield self.spawn_twistd(
-            "--heartbeat-interval", "30", "--timeout", "120", "--backlog", "4096"
+            "--heartbeat-interval", "30", "--timeout", "120", "--backlog", "4096",
+            "--max-per-ip", "0",
         )
         waiter = Waiter()
         clients = []

@@ -69,6 +69,63 @@ class AdmissionTests(SynchronousTestCase):
         door.release(None)
 
 
+    def test_default_per_address(self):
+        """
+        By default one address may have 100 connections, and no more.
+        """
+        door = self.door()
+        for _ in range(100):
+            self.assertIsNone(door.refusal("10.0.0.1", 0))
+        self.assertEqual(door.refusal("10.0.0.1", 0).code, wire.TOO_MANY_CONNECTIONS)
+
+    def test_ipv6_per_64(self):
+        """
+        IPv6 addresses count together with the rest of their /64; another
+        /64 has its own count, and the refusal names the /64.
+        """
+        door = self.door(max_per_ip=2)
+        self.assertIsNone(door.refusal("2001:db8:1:2::1", 0))
+        self.assertIsNone(door.refusal("2001:db8:1:2:ffff::9", 0))
+        refusal = door.refusal("2001:db8:1:2::3", 0)
+        self.assertEqual(refusal.message, "too many connections from 2001:db8:1:2::/64 (2)")
+        self.assertIsNone(door.refusal("2001:db8:1:3::1", 0))
+        door.release("2001:db8:1:2::1")
+        self.assertEqual(door.connections_from("2001:db8:1:2::77"), 1)
+
+    def test_ipv4_mapped(self):
+        """
+        An IPv4 address mapped into IPv6 (a dual-stack listener) counts as
+        that IPv4 address.
+        """
+        door = self.door(max_per_ip=1)
+        self.assertIsNone(door.refusal("10.0.0.1", 0))
+        refusal = door.refusal("::ffff:10.0.0.1", 0)
+        self.assertEqual(refusal.message, "too many connections from 10.0.0.1 (1)")
+
+
+class AddressKeyTests(SynchronousTestCase):
+    """
+    L{admission.address_key}.
+    """
+
+    def test_keys(self):
+        """
+        IPv4 as itself, IPv6 as its /64 (a zone dropped), IPv4-mapped IPv6
+        as IPv4, anything else as itself.
+        """
+        cases = {
+            "192.0.2.7": "192.0.2.7",
+            "2001:db8::1": "2001:db8::/64",
+            "2001:db8:aa:bb:cc:dd:ee:ff": "2001:db8:aa:bb::/64",
+            "fe80::1%eth0": "fe80::/64",
+            "::ffff:192.0.2.7": "192.0.2.7",
+            "::1": "::/64",
+            "host.example": "host.example",
+            "not:an:address": "not:an:address",
+        }
+        self.assertEqual({host: admission.address_key(host) for host in cases}, cases)
+
+
 class LoginBucketTests(SynchronousTestCase):
     """
     L{Admission.login_bucket}.
@@ -83,6 +140,16 @@ class LoginBucketTests(SynchronousTestCase):
             self.assertFalse(door.login_bucket("10.0.0.1").take())
         self.assertTrue(door.login_bucket("10.0.0.1").take())
         self.assertFalse(door.login_bucket("10.0.0.2").take())
+
+    def test_ipv6_per_64(self):
+        """
+        The addresses of one IPv6 /64 share a bucket.
+        """
+        door = Admission(ServerSettings(), Clock())
+        for i in range(settings.LOGIN_BURST):
+            self.assertFalse(door.login_bucket("2001:db8::%x" % (i + 1,)).take())
+        self.assertTrue(door.login_bucket("2001:db8::ffff").take())
+        self.assertFalse(door.login_bucket("2001:db8:0:1::1").take())
 
     def test_bounded(self):
         """

@@ -466,7 +466,8 @@ class RequestIdTests(ServerMixin, SynchronousTestCase):
         """
         Every page of a who answer carries the id.
         """
-        self.factory = self.make_factory(max_frame=1024, max_text=100)
+        # (150 connections from one address: no --max-per-ip.)
+        self.factory = self.make_factory(max_frame=1024, max_text=100, max_per_ip=0)
         pairs = self.connect_many(150)
         protocol, transport = pairs[0]
         request_id = "\u2603" * 64
@@ -903,7 +904,8 @@ class WhoPagingTests(ServerMixin, SynchronousTestCase):
         A room too big for one frame is listed over several, all but the last
         marked more.
         """
-        self.factory = self.make_factory(max_frame=1024, max_text=100)
+        # (150 connections from one address: no --max-per-ip.)
+        self.factory = self.make_factory(max_frame=1024, max_text=100, max_per_ip=0)
         pairs = self.connect_many(150)
         protocol, transport = pairs[0]
         self.send(protocol, type="who")

@@ -39,7 +39,7 @@ DEFAULTS = {
     "join-rate": 0.5,
     "join-burst": 24,
     "max-clients": 10000,
-    "max-per-ip": 0,
+    "max-per-ip": 100,
     "read-budget": 32 * 1024 * 1024,
     # At most --timeout.
     "frame-timeout": 10.0,
