@@ -67,8 +67,7 @@ class ReadBudgetTests(SynchronousTestCase):
 
     def test_sheds_largest_first(self):
         """
-        Past the limit the largest holders are shed, largest first, until
-        the total is at most 7/8 of the limit; they are forgotten.
+        Past the limit the largest are shed, largest first, down to 7/8 of it.
         """
         budget = self.budget
         for holder, held in [("a", 300), ("b", 350), ("c", 10), ("d", 250)]:
@@ -84,8 +83,7 @@ class ReadBudgetTests(SynchronousTestCase):
 
     def test_burst_ended(self):
         """
-        Once the total has reached TRIM_AFTER and falls back under a
-        quarter of it, the burst is over, once.
+        A total of TRIM_AFTER that falls under a quarter of it ends a burst, once.
         """
         budget = ReadBudget(DEFAULT_READ_BUDGET, self.ended.append)
         budget.hold("a", TRIM_AFTER - MiB)
@@ -155,8 +153,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_counted(self):
         """
-        Every byte of an unfinished frame counts, whether the receiver holds
-        it or it is being gathered, and none once the frame is whole.
+        Every held byte counts, buffered or gathered, and none once whole.
         """
         small, _ = self.attacker(100, size=1000)
         large, _ = self.attacker(30000)
@@ -170,9 +167,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_largest_dropped(self):
         """
-        A frame that takes the total over the budget drops the connections
-        holding the most, largest first, until it is back at 7/8; the others
-        keep their frames.
+        Past the budget the largest holders are dropped until it is 7/8 full.
         """
         first, first_t = self.attacker(65539)
         second, second_t = self.attacker(20000)
@@ -189,8 +184,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_whole_frames_flow(self):
         """
-        While the budget is full, whole frames and frames split over reads
-        still go through, and the room sees every event once, in order.
+        While the budget is full, other frames flow, every event once, in order.
         """
         for _ in range(10):
             self.attacker(65539)
@@ -207,8 +201,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_leave_reason_error(self):
         """
-        The room is told a connection dropped by the budget left with
-        reason error.
+        A connection dropped by the budget leaves with reason error.
         """
         protocol, _ = self.attacker(65539)
         for _ in range(3):
@@ -222,8 +215,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_logged(self):
         """
-        Each pass over the budget is one log line: the limit, how many were
-        dropped and what they held.
+        Each pass over the budget is logged once: limit, count, bytes.
         """
         for _ in range(3):
             self.attacker(65539)
@@ -235,8 +227,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_released_when_lost(self):
         """
-        A connection lost in the middle of a frame holds nothing and leaves
-        no timer behind.
+        A connection lost mid-frame holds nothing and leaves no timer.
         """
         protocol, _ = self.attacker(30000)
         self.lose(protocol, ConnectionAborted)
@@ -248,8 +239,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_released_when_aborted(self):
         """
-        A connection aborted with an unfinished frame (here for its send
-        queue) frees it at once, before the reactor reports it lost.
+        An aborted connection frees its unfinished frame before it is lost.
         """
         self.alice.dataReceived(half_frame(30000, 20000))
         self.assertEqual(self.factory.read_budget.total, 20000)
@@ -260,8 +250,7 @@ class BudgetTests(BudgetMixin, SynchronousTestCase):
 
     def test_released_when_closed(self):
         """
-        A connection that quits with an unfinished frame behind its quit
-        frees it at once, not when its connection is finally gone.
+        An unfinished frame behind a quit is freed at once.
         """
         self.alice.dataReceived(frame(type="quit") + half_frame(30000, 20000))
         self.assertTrue(self.alice_t.disconnecting)
@@ -323,8 +312,7 @@ class FrameTimeoutTests(ServerMixin, SynchronousTestCase):
 
     def test_unfinished_frame_dropped(self):
         """
-        A frame still unfinished frame_timeout seconds after its first byte
-        gets the client frame_timeout and drops it (leave reason error).
+        A frame unfinished frame_timeout after its first byte drops the client.
         """
         self.clock.advance(3)
         self.alice.dataReceived(frame(type="heartbeat")[:5])
@@ -357,8 +345,7 @@ class FrameTimeoutTests(ServerMixin, SynchronousTestCase):
 
     def test_each_frame_its_own_deadline(self):
         """
-        A client whose reads always end in the middle of a frame is not
-        dropped while each frame completes in time.
+        Reads ending mid-frame are fine while each frame completes in time.
         """
         data = b"".join(frame(type="message", text="m%d" % (i,)) for i in range(6))
         cut = len(frame(type="message", text="m0")) // 2
@@ -394,7 +381,7 @@ class FrameTimeoutTests(ServerMixin, SynchronousTestCase):
 
     def test_logged(self):
         """
-        The log says who was dropped, after how long, holding what.
+        Each pass over the budget is logged once: limit, count, bytes.
         """
         self.alice.dataReceived(frame(type="heartbeat")[:7])
         with capturedLogs() as events:
@@ -405,8 +392,7 @@ class FrameTimeoutTests(ServerMixin, SynchronousTestCase):
 
     def test_non_reader_aborted(self):
         """
-        A client for which frames already wait (it does not read) is
-        aborted, not closed after what waits.
+        A client that does not read is aborted, not closed after its queue.
         """
         self.alice.outbox.queue.pauseProducing()
         self.send(self.bob, type="message", text="waits for alice")
@@ -445,8 +431,7 @@ class PausedTests(ServerMixin, SynchronousTestCase):
 
     def test_frames_waiting_are_not_timed(self):
         """
-        Frames that wait, unread, for the room's answer are counted but not
-        timed; once it reads again, an unfinished one is.
+        Frames waiting for the room's answer count but are timed only later.
         """
         self.factory = self.make_factory(store=_LaterStore())
         ((alice, alice_t), (bob, _)) = self.connect_many(2)
@@ -476,8 +461,7 @@ class TrimTests(ServerMixin, SynchronousTestCase):
 
     def test_trimmed_after_burst(self):
         """
-        When connections that held TRIM_AFTER bytes or more are gone, the
-        heap is trimmed TRIM_DELAY seconds later, once.
+        The heap is trimmed once, TRIM_DELAY after a burst of TRIM_AFTER ends.
         """
         protocols = []
         for port in range(2):
@@ -524,8 +508,7 @@ class HeapTests(SynchronousTestCase):
 
     def test_trim(self):
         """
-        Where glibc is the C library, trim calls malloc_trim; elsewhere it
-        says it gave nothing back.
+        trim calls malloc_trim(0) where there is one, else gives nothing back.
         """
         calls = []
         self.patch(heap, "_malloc_trim", lambda pad: calls.append(pad) or 1)

@@ -80,8 +80,7 @@ class AdmissionTests(SynchronousTestCase):
 
     def test_ipv6_per_64(self):
         """
-        IPv6 addresses count together with the rest of their /64; another
-        /64 has its own count, and the refusal names the /64.
+        IPv6 addresses count per /64, and the refusal names the /64.
         """
         door = self.door(max_per_ip=2)
         self.assertIsNone(door.refusal("2001:db8:1:2::1", 0))
@@ -94,8 +93,7 @@ class AdmissionTests(SynchronousTestCase):
 
     def test_ipv4_mapped(self):
         """
-        An IPv4 address mapped into IPv6 (a dual-stack listener) counts as
-        that IPv4 address.
+        An IPv4-mapped IPv6 address counts as that IPv4 address.
         """
         door = self.door(max_per_ip=1)
         self.assertIsNone(door.refusal("10.0.0.1", 0))
@@ -110,8 +108,7 @@ class AddressKeyTests(SynchronousTestCase):
 
     def test_keys(self):
         """
-        IPv4 as itself, IPv6 as its /64 (a zone dropped), IPv4-mapped IPv6
-        as IPv4, anything else as itself.
+        IPv4 as itself, IPv6 as its /64, IPv4-mapped as IPv4, names as they are.
         """
         cases = {
             "192.0.2.7": "192.0.2.7",

@@ -213,8 +213,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_read_budget(self):
         """
-        --read-budget is a size that must hold one frame of --max-frame and
-        its 4-byte length.
+        --read-budget is a size holding at least one --max-frame and its length.
         """
         self.assertEqual(parse("--read-budget", "1MiB")["read-budget"], 1048576)
         self.assertEqual(
@@ -229,8 +228,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_frame_timeout(self):
         """
-        --frame-timeout is more than 0 and at most --timeout; left out, it
-        is 10 s, or --timeout if that is shorter.
+        --frame-timeout is in (0, --timeout], by default 10 or --timeout.
         """
         self.assertEqual(parse("--frame-timeout", "30")["frame-timeout"], 30.0)
         short = parse("--heartbeat-interval", "1", "--timeout", "4")
