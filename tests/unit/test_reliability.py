@@ -607,9 +607,10 @@ class LimitsTests(ServerMixin, SynchronousTestCase):
         _, transport = self.connect(host="10.0.0.1", join=False)
         self.assertEqual(self.received(transport)[0]["type"], "welcome")
 
-    def test_unlimited_by_default(self):
+    def test_many_by_default(self):
         """
-        By default one address may open many connections.
+        By default one address may open many connections (an office
+        behind one NAT): fifty are welcome.
         """
         for _ in range(50):
             _, transport = self.connect(host="10.0.0.9", join=False)

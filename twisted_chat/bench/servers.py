@@ -72,7 +72,10 @@ def chat_server_args(port, options=()):
     """
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
             "-n", "--pidfile=", "chat", "--port",
-            "tcp:%d:interface=127.0.0.1:backlog=%d" % (port, LISTEN_BACKLOG)] + list(options)
+            "tcp:%d:interface=127.0.0.1:backlog=%d" % (port, LISTEN_BACKLOG),
+            # Every load connection comes from 127.0.0.1: no limit per
+            # address (a caller's own --max-per-ip, later, still wins).
+            "--max-per-ip", "0"] + list(options)
 
 
 @defer.inlineCallbacks
