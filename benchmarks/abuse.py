@@ -1,6 +1,6 @@
 """
 One bad host against a twisted-chat server, measured: half-sent frames,
-name churn and join/part churn (issue 14; docs/reliability.rst).
+name churn and join/part churn (docs/reliability.rst).
 
 Usage: python benchmarks/abuse.py [--only frames,nick,join]
        [--connections 1000] [--addresses 20] [--size 65536] [--hold 5]
