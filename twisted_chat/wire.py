@@ -392,11 +392,7 @@ def check_nick(name):
         C{A-Z a-z 0-9 _ -} and does not start with the reserved C{guest-}
         prefix (in any case).
     """
-    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
-        raise ProtocolError(
-            BAD_NICK,
-            "a name is 1 to %d of the characters A-Z a-z 0-9 _ -" % (NAME_MAX,),
-        )
+    check_name(name)
     if name.lower().startswith(GUEST_PREFIX):
         raise ProtocolError(
             BAD_NICK, "names starting with %r are reserved" % (GUEST_PREFIX,)
