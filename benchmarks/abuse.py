@@ -52,6 +52,7 @@ from twisted.internet.protocol import ProcessProtocol  # noqa: E402
 from twisted.protocols.basic import Int32StringReceiver  # noqa: E402
 
 from twisted_chat import wire  # noqa: E402
+from twisted_chat.bench.servers import resident_mib  # noqa: E402
 
 #: Seconds between the chatter's messages (under the default --rate of 5/s).
 CHAT_INTERVAL = 0.25
@@ -63,15 +64,6 @@ SETTLE = 3.0
 ROOM = "churn"
 
 
-def resident_mib(pid):
-    """
-    The resident memory of process C{pid}, in MiB (Linux /proc).
-    """
-    with open("/proc/%d/status" % (pid,)) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def sleep(reactor, seconds):

@@ -75,15 +75,18 @@ class LoopbackMixin:
         return endpoint.listen(factory).addCallback(listening)
 
     @defer.inlineCallbacks
-    def connect_raw(self, port, protocol=None):
+    def connect_raw(self, port, protocol=None, source=None):
         """
         Connect a bare protocol (a L{RawClient} by default) to
-        127.0.0.1:C{port}; cleanup aborts it and waits until it is closed.
+        127.0.0.1:C{port}, from the loopback address C{source} if given;
+        cleanup aborts it and waits until it is closed.
 
         @return: a Deferred firing with the protocol once connected.
         """
         protocol = RawClient() if protocol is None else protocol
-        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
+        bind = None if source is None else (source, 0)
+        yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=bind), protocol)
 
         def cleanup():
             if protocol.transport.connected:

@@ -6,8 +6,7 @@ tests/unit/test_abuse.py; the numbers: benchmarks/abuse.py.
 Every test is bounded in time and traffic, and stops by itself.
 """
 
-from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from twisted_chat import heap, wire
@@ -51,22 +50,12 @@ class AbuseMixin(LoopbackMixin):
     Raw clients from any loopback address, cleaned up.
     """
 
-    @defer.inlineCallbacks
     def connect_from(self, port, protocol, source="127.0.0.1"):
         """
-        Connect C{protocol} to 127.0.0.1:C{port} from C{source}; cleanup
-        aborts it and waits until it is closed.
+        Connect C{protocol} to 127.0.0.1:C{port} from C{source}
+        (L{LoopbackMixin.connect_raw}).
         """
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(source, 0))
-        yield connectProtocol(endpoint, protocol)
-
-        def cleanup():
-            if protocol.transport.connected:
-                protocol.transport.abortConnection()
-            return protocol.lost
-
-        self.addCleanup(cleanup)
-        return protocol
+        return self.connect_raw(port, protocol, source)
 
     @defer.inlineCallbacks
     def member(self, port, *rooms):
