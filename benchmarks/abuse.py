@@ -30,7 +30,6 @@ connection are stopped at the end, whatever happens.
 import argparse
 import json
 import os
-import re
 import selectors
 import shlex
 import signal
@@ -52,7 +51,11 @@ from twisted.internet.protocol import ProcessProtocol  # noqa: E402
 from twisted.protocols.basic import Int32StringReceiver  # noqa: E402
 
 from twisted_chat import wire  # noqa: E402
-from twisted_chat.bench.servers import resident_mib  # noqa: E402
+from twisted_chat.bench.servers import (  # noqa: E402
+    ServerProcess,
+    chat_server_args,
+    resident_mib,
+)
 
 #: Seconds between the chatter's messages (under the default --rate of 5/s).
 CHAT_INTERVAL = 0.25
@@ -68,35 +71,6 @@ ROOM = "churn"
 
 def sleep(reactor, seconds):
     return task.deferLater(reactor, seconds, lambda: None)
-
-
-class Server(ProcessProtocol):
-    """
-    C{twistd -n chat} as a child process; keeps the tail of its output.
-    """
-
-    def __init__(self):
-        self.output = bytearray()
-        self.port = defer.Deferred()
-        self.ended = defer.Deferred()
-        self.running = True
-
-    def outReceived(self, data):
-        self.output += data
-        if not self.port.called:
-            match = re.search(rb"starting on (\d+)", self.output)
-            if match:
-                self.port.callback(int(match.group(1)))
-        del self.output[:-65536]
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.running = False
-        self.ended.callback(None)
-        if not self.port.called:
-            self.port.errback(RuntimeError(
-                "the server did not start:\n" + self.output.decode(errors="replace")))
 
 
 class Peer(Int32StringReceiver):
@@ -480,10 +454,8 @@ NO_TRIM = "import twisted_chat.heap as heap; heap._malloc_trim = None; "
 
 @defer.inlineCallbacks
 def start_server(reactor, options, prelude=""):
-    server = Server()
-    args = [sys.executable, "-c", prelude + "from twisted.scripts.twistd import run; run()",
-            "-n", "--pidfile=", "chat", "--port", "tcp:0:interface=127.0.0.1:backlog=4096"
-            ] + options
+    server = ServerProcess()
+    args = chat_server_args(0, options, prelude)
     process = reactor.spawnProcess(server, sys.executable, args, env=dict(os.environ),
                                    path=ROOT)
     timeout = reactor.callLater(30, lambda: process.signalProcess("KILL"))

@@ -39,17 +39,23 @@ def with_timeout(reactor, d, seconds, doing):
 
 class ServerProcess(ProcessProtocol):
     """
-    A twisted-chat server run as a child process (twistd), its output
-    collected.
+    A twisted-chat server run as a child process (twistd), the tail of its
+    output kept.
 
-    @ivar port: fires with the port it listens on.
+    @ivar port: fires with the port it listens on; fails, with its output,
+        if it exits before.
     @ivar ended: fires when it has exited.
+    @ivar running: whether it has not exited yet.
     """
+
+    #: Bytes of output kept.
+    KEEP = 65536
 
     def __init__(self):
         self.output = bytearray()
         self.port = defer.Deferred()
         self.ended = defer.Deferred()
+        self.running = True
 
     def outReceived(self, data):
         self.output += data
@@ -57,20 +63,25 @@ class ServerProcess(ProcessProtocol):
             match = re.search(rb"starting on (\d+)", self.output)
             if match:
                 self.port.callback(int(match.group(1)))
+        del self.output[:-self.KEEP]
 
     errReceived = outReceived
 
     def processEnded(self, reason):
+        self.running = False
         self.ended.callback(None)
+        if not self.port.called:
+            self.port.errback(RuntimeError(
+                "the server did not start:\n" + self.output.decode(errors="replace")))
 
 
-def chat_server_args(port, options=()):
+def chat_server_args(port, options=(), prelude=""):
     """
     The command line that runs C{twistd -n chat}, with this Python, on
     127.0.0.1:C{port} (and the plugin's listen backlog), with the given chat
-    C{options}.
+    C{options}; C{prelude} is Python run before twistd in that process.
     """
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+    return [sys.executable, "-c", prelude + "from twisted.scripts.twistd import run; run()",
             "-n", "--pidfile=", "chat", "--port",
             "tcp:%d:interface=127.0.0.1:backlog=%d" % (port, LISTEN_BACKLOG),
             # Every load connection comes from 127.0.0.1: no limit per
