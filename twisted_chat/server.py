@@ -1369,7 +1369,7 @@ class ChatServerFactory(Factory):
         self.settings = ServerSettings(**settings)
         self.rooms = Rooms(
             clock,
-            self.settings.backlog,
+            backlog=self.settings.backlog,
             presence_limit=self.settings.presence_limit,
             coalesce=coalesce,
             hold_limit=self.settings.sendq,

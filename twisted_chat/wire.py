@@ -358,7 +358,9 @@ def check_room(message):
     @raise ProtocolError: L{BAD_ROOM} unless it is 1 to 32 of
         C{A-Z a-z 0-9 _ -}.
     """
-    room = message.get("room", LOBBY)
+    if "room" not in message:
+        return LOBBY
+    room = message["room"]
     if not isinstance(room, str) or _NAME_RE.fullmatch(room) is None:
         raise ProtocolError(
             BAD_ROOM,

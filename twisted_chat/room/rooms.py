@@ -51,12 +51,9 @@ class DirectStream:
 
     def after(self, dseq):
         """
-        The frames after C{dseq}, and whether they are all of them (the
-        oldest kept is C{dseq + 1} or older).
+        The frames kept after C{dseq}, as (dseq, frame) pairs.
         """
-        kept = [(n, data) for n, data in self.frames if n > dseq]
-        oldest = self.frames[0][0] if self.frames else self.dseq + 1
-        return kept, oldest <= dseq + 1
+        return [(n, data) for n, data in self.frames if n > dseq]
 
     @property
     def oldest(self):
@@ -119,18 +116,17 @@ class Rooms:
     def __init__(
         self,
         clock,
-        backlog=settings.DEFAULT_BACKLOG,
-        presence_limit=settings.DEFAULT_PRESENCE_LIMIT,
-        coalesce=False,
-        hold_limit=settings.DEFAULT_SENDQ,
         store=None,
         max_rooms=settings.DEFAULT_MAX_ROOMS,
         max_rooms_per_client=settings.DEFAULT_MAX_ROOMS_PER_CLIENT,
         accounts=False,
+        **room_options
     ):
         """
-        The arguments are L{Room}'s, for every room; C{store} is the
-        lobby's (a L{MemoryStore} that knows every user by default).
+        @param store: the lobby's store (a L{MemoryStore} that knows every
+            user by default).
+        @param room_options: L{Room}'s C{backlog}, C{presence_limit},
+            C{coalesce} and C{hold_limit}, for every room.
 
         @param accounts: whether users log in (C{--auth-file}): operator
             rights and bans then follow the account, not the session and
@@ -141,9 +137,7 @@ class Rooms:
         self.shared = store is not None and not isinstance(store, MemoryStore)
         self.max_rooms = max_rooms
         self.max_rooms_per_client = max_rooms_per_client
-        self._options = dict(
-            backlog=backlog, presence_limit=presence_limit, coalesce=coalesce,
-            hold_limit=hold_limit)
+        self._options = room_options
         self.batching = Batching()
         memory = store is None
         if memory:
@@ -171,7 +165,7 @@ class Rooms:
         # than the lobby, oldest first; they and their direct streams are
         # kept as long as the lobby keeps ended sessions (--backlog + 1).
         self._ended = OrderedDict()
-        self._ended_limit = backlog + 1
+        self._ended_limit = self.lobby.backlog.size + 1
 
     def __iter__(self):
         return iter(list(self._rooms.values()))
@@ -618,8 +612,8 @@ class Rooms:
         stream = self._streams.get(member.session)
         if stream is None:
             return b"", 0, (None if last_dseq == 0 else 1)
-        frames, whole = stream.after(last_dseq)
-        missing = not whole or last_dseq > stream.dseq
+        frames = stream.after(last_dseq)
+        missing = stream.oldest > last_dseq + 1 or last_dseq > stream.dseq
         return (b"".join(data for _, data in frames), len(frames),
                 stream.oldest if missing else None)
 
