@@ -113,16 +113,25 @@ class LuaScriptTests(TestCase):
             for entry in (files("twisted_chat.cluster") / "scripts").iterdir()
             if entry.name.endswith(".lua")
         }
-        self.assertEqual(found, set(lua.SCRIPTS) | {"prelude"})
+        self.assertEqual(found, set(lua.SCRIPTS) | {"prelude", "roomlib"})
         for name in sorted(found):
             text = lua.read(name)
             self.assertTrue(text.strip(), name)
             self.assertFalse(text.startswith("--"), name)
         for name, text in lua.SCRIPTS.items():
-            # The prelude goes before exactly the scripts that call it.
+            # The prelude goes before exactly the scripts that call it, and
+            # the rooms' library before those that call its functions.
             own = lua.read(name)
-            calls_prelude = "publish(" in own or "join_head(" in own
-            self.assertEqual(text, lua.PRELUDE + "\n" + own if calls_prelude else own, name)
+            uses_rooms = any(call in own for call in (
+                "room_keys(", "room_named(", "parse_member(", "op_key(", "remove_member("))
+            uses_prelude = uses_rooms or any(call in own for call in (
+                "need_seq(", "publish(", "join_head("))
+            expected = own
+            if uses_rooms:
+                expected = lua.ROOMLIB + "\n" + expected
+            if uses_prelude:
+                expected = lua.PRELUDE + "\n" + expected
+            self.assertEqual(text, expected, name)
 
     def test_read_with_importlib_resources(self):
         """
@@ -602,7 +611,7 @@ class StreamReadingTests(TestCase):
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.store.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.store.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
         return wire.frame(payload)
 
     def test_interface(self):
@@ -631,7 +640,7 @@ class StreamReadingTests(TestCase):
         """
         self.entry(1)
         self.entry(2)
-        self.store.reader.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
+        self.store.deliver_entry(b"2-0", [b"f", b'{"type":"message","seq":2}'])
         self.assertEqual(len(self.member.frames), 2)
         self.assertEqual(self.room.seq, 2)
 
@@ -690,7 +699,7 @@ class RemoteResumeTests(TestCase):
 
     def entry(self, seq):
         payload = wire.encode({"type": "message", "from": "x", "text": str(seq), "seq": seq})
-        self.store.reader.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+        self.store.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
 
     def test_events_while_redis_answers(self):
         """

@@ -740,18 +740,26 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         # The store may have to ask elsewhere (Redis); meanwhile the
         # connection is in no room and reads nothing more, and a failure
         # joins it as its new session (with accounts, it must log in).
+        rooms.resuming(token)
         d = lobby.resume(self, token, last_seq)
         d.addCallbacks(
             self._resumed_first, self._resume_refused,
             callbackArgs=(request_id, old, listed and wanted, last_dseq, lobby_lost),
             errbackArgs=(request_id, was))
+        d.addBoth(self._resume_over, token)
         self._read_after(d)
+
+    def _resume_over(self, result, token):
+        self.factory.rooms.resume_over(
+            self if self.session == token and self.state is not CLOSING else None, token)
+        return result
 
     def _resumed_first(self, replayed, request_id, old, wanted, last_dseq, lobby_lost):
         """
         The session is this connection's now, in the lobby: bring back its
         other rooms and its direct messages, each replaying what the client
-        missed, then say C{resumed}.
+        missed, then say C{resumed}.  (With a store that answers later,
+        the rooms and the direct messages may be answered later too.)
         """
         if self.state is CLOSING:
             return
@@ -760,18 +768,31 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         counts = [(rooms.lobby, replayed)]
         if lobby_lost:
             self._send_joined(rooms.lobby)
-        for room, refusal, rejoin in rooms.resume_rooms(self, old):
+        d = defer.maybeDeferred(rooms.resume_rooms, self, old)
+        d.addCallback(self._rooms_back, counts, wanted)
+        if last_dseq is not None:
+            d.addCallback(lambda _: defer.maybeDeferred(rooms.direct_after, self, last_dseq))
+            d.addCallback(self._resume_direct, last_dseq, request_id)
+        d.addCallback(self._resumed_all, counts, request_id, wanted, last_dseq)
+        d.addErrback(self._refused, request_id)
+        return d
+
+    def _rooms_back(self, back, counts, wanted):
+        if self.state is CLOSING:
+            return
+        for room, refusal, rejoin in back:
             if refusal is not None:
                 self.send_error(refusal)
                 continue
             counts.append((room, self._resume_room(room, wanted, rejoin)))
+
+    def _resumed_all(self, direct, counts, request_id, wanted, last_dseq):
         fields = {}
         if wanted is not False:
             fields["rooms"] = {room.name: count for room, count in counts}
-        direct = 0
         if last_dseq is not None:
-            direct = fields["direct"] = self._resume_direct(last_dseq, request_id)
-        self._resumed(sum(count for _, count in counts) + direct, request_id, **fields)
+            fields["direct"] = direct
+        self._resumed(sum(count for _, count in counts) + (direct or 0), request_id, **fields)
 
     def _resume_room(self, room, wanted, rejoin):
         """
@@ -798,14 +819,17 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             room.resume(self, self.session, seen).addErrback(self._refused)
         return len(frames)
 
-    def _resume_direct(self, last_dseq, request_id):
+    def _resume_direct(self, after, last_dseq, request_id):
         """
-        Replay the session's direct messages after C{last_dseq}; if some
-        are no longer kept, say so first, then send those that are.
+        Replay the session's direct messages after C{last_dseq} (C{after},
+        from L{Rooms.direct_after}); if some are no longer kept, say so
+        first, then send those that are.
 
         @return: how many were replayed.
         """
-        data, count, oldest = self.factory.rooms.direct_after(self, last_dseq)
+        data, count, oldest = after
+        if self.state is CLOSING:
+            return 0
         if oldest is not None:
             self.send_error(wire.ProtocolError(
                 wire.RESUME_FAILED, "direct message %d is no longer kept" % (last_dseq + 1,),
@@ -922,7 +946,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             if "room" in message:
                 raise wire.ProtocolError(
                     wire.BAD_FRAME, 'a message has "to" or "room", not both')
-            self.factory.rooms.direct(self, message["to"], text)
+            defer.maybeDeferred(self.factory.rooms.direct, self, message["to"], text
+                                ).addErrback(self._refused, request_id)
             return
         room = self._room_of(message)
         if self.factory.settings.verbose:
@@ -983,10 +1008,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         if self.state is CLOSING:
             return
-        room, names, ops = listed
+        name, names, ops = listed
         fields = _id_field(request_id)
-        if not room.lobby:
-            fields = dict(fields, room=room.name, ops=ops)
+        if name.lower() != wire.LOBBY:
+            fields = dict(fields, room=name, ops=ops)
         pages = paginate_names(
             names, self.factory.settings.max_frame, len(wire.encode(fields)) if fields else 0)
         for page in pages[:-1]:
@@ -999,12 +1024,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         every event of the room from its next seq.
         """
         rooms = self.factory.rooms
-        room, already = rooms.open(self, wire.check_room(message))
-        if not already:
-            self._check_bucket(self._join_bucket(), "room joins", room.name)
-        self._send_joined(room, request_id, joining=not already)
-        if not already:
-            rooms.join(self, room).addErrback(self._refused)
+        name = wire.check_room(message)
+        known = rooms.get(name)
+        if known is None or self not in known:
+            self._check_bucket(
+                self._join_bucket(), "room joins", name if known is None else known.name)
+
+        def announce(room, already, seq):
+            self._send_joined(room, request_id, joining=not already, seq=seq)
+
+        rooms.enter(self, name, announce).addErrback(self._refused, request_id)
 
     def _join_bucket(self):
         """
@@ -1032,13 +1061,15 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
                 retry_after=round(delay, 3),
                 **({} if room is None or room.lower() == wire.LOBBY else {"room": room}))
 
-    def _send_joined(self, room, request_id=None, joining=False):
+    def _send_joined(self, room, request_id=None, joining=False, seq=None):
         """
-        Tell the client it is in C{room}, from the room's next event on.
+        Tell the client it is in C{room}, from the event after C{seq} (by
+        default the room's last) on.
         """
         members = room.room_size + (1 if joining else 0)
         self.send(
-            "joined", room=room.name, seq=room.seq, topic=room.topic, members=members,
+            "joined", room=room.name, seq=room.seq if seq is None else seq,
+            topic=room.topic, members=members,
             presence=members <= room.presence_limit, **_id_field(request_id))
 
     def handle_part(self, message, request_id):
@@ -1073,9 +1104,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         match = message.get("match")
         if match is not None and (not isinstance(match, str) or len(match) > wire.NAME_MAX):
             raise wire.ProtocolError(wire.BAD_FRAME, '"match" must be a room name prefix')
+        defer.maybeDeferred(self.factory.rooms.listing, match).addCallbacks(
+            self._send_rooms, self._refused,
+            callbackArgs=(request_id,), errbackArgs=(request_id,))
+
+    def _send_rooms(self, listed, request_id):
+        if self.state is CLOSING:
+            return
         echo = _id_field(request_id)
         pages = paginate(
-            self.factory.rooms.listing(match), self.factory.settings.max_frame,
+            listed, self.factory.settings.max_frame,
             len(wire.encode(echo)), lambda entry: len(wire.encode(entry)) + 1)
         for page in pages[:-1]:
             self.send("rooms", rooms=page, more=True, **echo)
@@ -1101,8 +1139,8 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if result is None:
             return
         room, kicked, told = result
-        if not told and kicked.state is not CLOSING:
-            kicked.send("parted", room=room.name, seq=room.seq)
+        if not told:
+            kicked.parted(room, room.seq)
 
     def handle_ban(self, message, request_id):
         """
@@ -1267,6 +1305,15 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
             return
         self._reply(data)
 
+    def parted(self, room, seq):
+        """
+        Say the client is out of C{room}, whose last event it was sent is
+        C{seq} (a kick in a room too large to announce one).
+        (L{IChatClient}.)
+        """
+        if self.state is not CLOSING:
+            self.send("parted", room=room.name, seq=seq)
+
     def fell_behind(self, seq, room):
         """
         Events of C{room} from C{seq} on are lost to this node: the client
@@ -1367,7 +1414,7 @@ class ChatServerFactory(Factory):
         self.clock = clock
         self.random = Random() if random is None else random
         self.settings = ServerSettings(**settings)
-        self.rooms = Rooms(
+        self.rooms = getattr(store, "rooms_type", Rooms)(
             clock,
             backlog=self.settings.backlog,
             presence_limit=self.settings.presence_limit,

@@ -20,6 +20,7 @@ class FakeClient:
         self.frames = []
         self.aborted = None
         self.behind = []
+        self.parts = []
 
     def deliver(self, seq, data, room=None):
         """
@@ -44,6 +45,12 @@ class FakeClient:
         Record that this member fell behind at C{seq}.
         """
         self.behind.append(seq)
+
+    def parted(self, room, seq):
+        """
+        Record that this member was told it is out of C{room} at C{seq}.
+        """
+        self.parts.append((room.name, seq))
 
     def events(self):
         """

@@ -291,7 +291,7 @@ class WhoAndRoomsTests(RoomsMixin, SynchronousTestCase):
         A long list comes in frames that fit max_frame, all but the last
         with more.
         """
-        self.factory = self.make_factory(max_frame=1024, max_text=100)
+        self.factory = self.make_factory(max_frame=1024, max_text=100, join_burst=60)
         protocol, transport = self.connect()
         for i in range(60):
             self.join(protocol, transport, "room-with-a-long-name-%02d" % (i,))
@@ -724,6 +724,21 @@ class ChurnTests(RoomsMixin, SynchronousTestCase):
         self.assertTrue(refusals)
         self.assertEqual(refusals[0]["room"], "dev")
         self.assertGreater(refusals[0]["retry_after"], 0)
+
+    def test_refused_join_makes_no_room(self):
+        """
+        A join refused for its rate makes no room: flooding joins of new
+        names leaves the server with the rooms that were joined, none
+        empty.
+        """
+        for i in range(40):
+            self.send(self.alice, type="join", room="r%d" % (i,))
+        joined = [m for m in self.received(self.alice_t) if m["type"] == "joined"]
+        self.assertLess(len(joined), 40)
+        self.send(self.alice, type="rooms")
+        listed = self.received(self.alice_t)[0]["rooms"]
+        self.assertEqual(len(listed), len(joined) + 1)
+        self.assertNotIn(0, [entry["members"] for entry in listed])
 
     def test_twenty_rooms_at_start(self):
         """

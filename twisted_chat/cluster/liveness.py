@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from twisted_chat import wire
 from twisted_chat.cluster.lua import REAP, REFRESH, RESTORE
+from twisted_chat.cluster.rooms import EMPTIED_ROOM_TTL
 
 
 class NodeLiveness:
@@ -59,8 +60,10 @@ class NodeLiveness:
         )
         d.addCallback(self._refreshed)
         d.addCallback(lambda _: store.commands.eval(
-            REAP, store.publish_keys(keys["nodes"], keys["positions"]),
-            [store.maxlen, store.presence_limit, store.node, keys["node"], store.session_ttl]))
+            REAP, store.publish_keys(keys["nodes"], keys["positions"], keys["rooms"]),
+            [store.maxlen, store.presence_limit, store.node, keys["node"], store.session_ttl,
+             keys["prefix"], "1" if store.rooms is not None and store.rooms.accounts else "0",
+             EMPTIED_ROOM_TTL]))
         d.addCallback(self._reaped)
         d.addErrback(self.failed)
         return d
@@ -78,6 +81,7 @@ class NodeLiveness:
             # that the others took our users out): put them back, telling
             # the room only if it was told they left.
             self.restore(announce=bool(reaped))
+            store.restore_rooms("1" if reaped else "0").addErrback(self.failed)
 
     def _reaped(self, left):
         if left:

@@ -6,8 +6,10 @@ C{scripts/*.lua} files (package data, found with L{importlib.resources}).
 Each file starts with comment lines that say what its KEYS and ARGV are;
 they are left out of the text sent to Redis, since C{EVAL} sends the whole
 script with every call.  A script that may publish an event is
-C{scripts/prelude.lua} (its C{publish} and C{join_head} functions) followed
-by its own file.
+C{scripts/prelude.lua} (its C{need_seq}, C{publish} and C{join_head}
+functions) followed by its own file; a script of a room other than the
+lobby has C{scripts/roomlib.lua} (its members' entries, and how a member
+leaves) between the two.
 """
 
 from importlib.resources import files
@@ -25,10 +27,15 @@ def read(name):
 
 
 PRELUDE = read("prelude")
+ROOMLIB = read("roomlib")
 
 
 def _publishing(name):
     return PRELUDE + "\n" + read(name)
+
+
+def _of_rooms(name):
+    return PRELUDE + "\n" + ROOMLIB + "\n" + read(name)
 
 
 #: A chat message.
@@ -43,8 +50,8 @@ LEAVE = _publishing("leave")
 RENAME = _publishing("rename")
 #: A session resumed on this node.
 RESUME = _publishing("resume")
-#: The users of nodes whose liveness key expired leave.
-REAP = _publishing("reap")
+#: The users of nodes whose liveness key expired leave, every room.
+REAP = _of_rooms("reap")
 #: This node's liveness key, and the room's size.
 REFRESH = read("refresh")
 #: This node's users, put back after Redis lost them.
@@ -53,6 +60,24 @@ RESTORE = _publishing("restore")
 SEED = read("seed")
 #: The counter and the newest events, when a node starts.
 LOAD = read("load")
+#: A member enters a room other than the lobby (made if new).
+ROOM_ENTER = _of_rooms("room_enter")
+#: A member leaves a room other than the lobby.
+ROOM_LEAVE = _of_rooms("room_leave")
+#: A member of a room other than the lobby was renamed.
+ROOM_NICK = _of_rooms("room_nick")
+#: An operator's act: topic, op, kick, ban, unban.
+ROOM_MODERATE = _of_rooms("room_moderate")
+#: Who is in a room other than the lobby, and its operators.
+ROOM_WHO = _of_rooms("room_who")
+#: A room other than the lobby put back after Redis lost it.
+ROOM_RESTORE = _of_rooms("room_restore")
+#: The rooms other than the lobby, for a rooms listing.
+ROOMS = read("rooms")
+#: A direct message.
+DIRECT = read("direct")
+#: A resuming session's rooms and direct messages.
+SESSION = read("session")
 
 #: Every script, by the name of its file in C{scripts/}.
 SCRIPTS = {
@@ -67,4 +92,13 @@ SCRIPTS = {
     "restore": RESTORE,
     "seed": SEED,
     "load": LOAD,
+    "room_enter": ROOM_ENTER,
+    "room_leave": ROOM_LEAVE,
+    "room_nick": ROOM_NICK,
+    "room_moderate": ROOM_MODERATE,
+    "room_who": ROOM_WHO,
+    "room_restore": ROOM_RESTORE,
+    "rooms": ROOMS,
+    "direct": DIRECT,
+    "session": SESSION,
 }

@@ -40,36 +40,62 @@ def entry_payload(fields):
 
 class StreamReader:
     """
-    Reads the stream at C{key} and hands what it reads to C{store}: for each
-    read, within one C{store.batch()}, C{store.deliver_event(seq, payload)}
-    for every well-formed entry in order, then C{store.events_read()}.
+    Reads several streams with one C{XREAD BLOCK} and hands what it reads to
+    each stream's sink: for each read, within one C{batch()}, for every
+    entry in order, C{sink.deliver_entry(entry_id, fields)}, then
+    C{sink.events_read()} for every sink that had entries.
+
+    A stream added while a read waits is read from the next one on; the
+    C{wake} given is called then, to end the waiting read (the node adds an
+    entry to a stream the read waits on: its inbox).
 
     @ivar link: its L{RedisLink}.
-    @ivar last_id: the id of the last entry read; the next read starts
-        after it.
+    @ivar streams: the streams read, by key (bytes): [the id of the last
+        entry read (the next read starts after it), the sink].
     """
 
     log = Logger()
 
-    def __init__(self, reactor, address, key, store):
+    def __init__(self, reactor, address, batch, wake=lambda: None):
         """
         @param address: a L{RedisAddress}.
+        @param batch: what to call for the context manager around each
+            read's deliveries (the rooms' shared L{Batching}).
+        @param wake: called when a stream is added while a read waits.
         """
-        self.key = key
-        self.store = store
-        self.last_id = b"0-0"
+        self.batch = batch
+        self.wake = wake
+        self.streams = {}
         self.link = RedisLink(
             reactor, address, "reader", self._read,
             reply_timeout=BLOCK_MS / 1000.0 + REPLY_TIMEOUT,
         )
         self._reading = None
+        self._started = False
 
-    def start(self, after_seq):
+    def add(self, key, after_id, sink):
         """
-        Read from the event after C{after_seq} on, now and on every
-        connection made from now on.
+        Read the stream at C{key} from after the entry C{after_id} on (a
+        stream read already is left as it is).
         """
-        self.last_id = b"%d-0" % (after_seq,)
+        key = key.encode() if isinstance(key, str) else key
+        if key in self.streams:
+            return
+        self.streams[key] = [after_id, sink]
+        if self._reading is not None:
+            self.wake()
+
+    def remove(self, key):
+        """
+        Read the stream at C{key} no more (from the next read on).
+        """
+        self.streams.pop(key.encode() if isinstance(key, str) else key, None)
+
+    def start(self):
+        """
+        Read, now and on every connection made from now on.
+        """
+        self._started = True
         self.link.service.startService()
 
     def stop(self):
@@ -81,11 +107,12 @@ class StreamReader:
         return self.link.service.stopService()
 
     def _read(self, protocol):
-        if self.link.protocol is not protocol:
+        if self.link.protocol is not protocol or not self.streams:
             return
+        keys = list(self.streams)
         d = self.link.call(
             "XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS,
-            "STREAMS", self.key, self.last_id,
+            "STREAMS", *(keys + [self.streams[key][0] for key in keys]),
         )
         self._reading = d
         d.addCallback(self._got_entries)
@@ -98,7 +125,7 @@ class StreamReader:
             return
         if failure.check(wire.ProtocolError) or self.link.protocol is not protocol:
             return  # the connection is gone; a new one reads on
-        self.log.warn("reading the event stream failed: {error}",
+        self.log.warn("reading the event streams failed: {error}",
                       error=failure.getErrorMessage())
         if protocol.transport is not None:
             protocol.transport.abortConnection()
@@ -107,20 +134,16 @@ class StreamReader:
         self._reading = None
         if not reply:
             return
-        with self.store.batch():
-            for _stream, entries in reply:
+        read = []
+        with self.batch():
+            for key, entries in reply:
+                stream = self.streams.get(key)
+                if stream is None or not entries:
+                    continue  # removed meanwhile
+                sink = stream[1]
                 for entry_id, fields in entries:
-                    self.deliver_entry(entry_id, fields)
-        self.store.events_read()
-
-    def deliver_entry(self, entry_id, fields):
-        """
-        Read past one stream entry, and hand its event to the store if it is
-        one.
-        """
-        self.last_id = entry_id
-        seq = entry_seq(entry_id)
-        payload = entry_payload(fields)
-        if seq is None or payload is None:
-            return
-        self.store.deliver_event(seq, payload)
+                    stream[0] = entry_id
+                    sink.deliver_entry(entry_id, fields)
+                read.append(sink)
+        for sink in read:
+            sink.events_read()

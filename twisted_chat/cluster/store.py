@@ -20,6 +20,7 @@ from twisted_chat.cluster.link import RedisLink, unavailable
 from twisted_chat.cluster.liveness import NodeLiveness
 from twisted_chat.cluster.lua import JOIN, LEAVE, LOAD, POSITION, PUBLISH, RENAME, RESUME, SEED
 from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq
+from twisted_chat.cluster.rooms import INBOX_MAXLEN, SharedRooms
 from twisted_chat.room.interfaces import IRoomStore
 
 #: Seconds a session stays resumable in Redis after its last change (the
@@ -44,8 +45,11 @@ def _is_presence(payload):
 @implementer(IRoomStore)
 class RedisStore:
     """
-    The room's names, sessions, seq counter and events in Redis, shared by
-    every node on the same Redis.
+    The lobby's names, sessions, seq counter and events in Redis, shared by
+    every node on the same Redis; and the node's part in the cluster: its
+    Redis connections, its stream reader (the lobby's stream, those of the
+    node's other rooms, and its inbox), its liveness.  The other rooms are
+    L{SharedRooms}'s, each with a L{twisted_chat.cluster.rooms.RoomStore}.
 
     Every event is appended to a Redis stream by a script that takes the
     next seq; the node reads the stream back (L{StreamReader}) and hands
@@ -61,10 +65,13 @@ class RedisStore:
     @ivar commands: the L{RedisLink} for commands and scripts.
     @ivar reader: the L{StreamReader} of the room's events.
     @ivar liveness: the L{NodeLiveness} that keeps this node in the room.
+    @ivar rooms: the node's L{SharedRooms} (which sets it).
     """
 
     log = Logger()
     session_ttl = SESSION_TTL
+    #: The server's rooms, for a node: L{SharedRooms}.
+    rooms_type = SharedRooms
 
     def __init__(self, reactor, redis, node_timeout=wire.DEFAULT_TIMEOUT,
                  prefix="twisted-chat:"):
@@ -79,6 +86,7 @@ class RedisStore:
         self.node = secrets.token_hex(6)
         self.ready = False
         self.room = None
+        self.rooms = None
         self.room_count = 0
         self._guests = 0
         self._guest_tag = "".join(
@@ -94,9 +102,13 @@ class RedisStore:
             "node": prefix + "node:",
             "session": prefix + "session:",
             "positions": prefix + "positions",
+            "prefix": prefix,
+            "rooms": prefix + "rooms",
+            "inbox": prefix + "inbox:" + self.node,
         }
         self.commands = RedisLink(reactor, redis, "command", self._commands_up)
-        self.reader = StreamReader(reactor, redis, self.keys["stream"], self)
+        self.reader = StreamReader(reactor, redis, self.batch, self._wake)
+        self.inbox = _Inbox(self)
         self.liveness = NodeLiveness(self, reactor)
         self._whenReady = []
 
@@ -130,6 +142,7 @@ class RedisStore:
         the room the first time, and send what waited.
         """
         d = self._seed()
+        d.addCallback(lambda _: self.restore_rooms("seed"))
         if not self.ready:
             d.addCallback(lambda _: self.commands.eval(
                 LOAD, [self.keys["seq"], self.keys["stream"]], [self.maxlen]))
@@ -151,7 +164,17 @@ class RedisStore:
         return self.commands.eval(SEED, [self.keys["seq"]], [self.room.seq]).addCallback(
             self._seeded)
 
-    def _as_unavailable(self, failure):
+    def restore_rooms(self, mode):
+        """
+        Put this node's other rooms back in Redis (L{RoomStore.restore}
+        with C{mode}), if Redis lost them.
+        """
+        rooms = [] if self.rooms is None else self.rooms.shared_rooms()
+        return defer.gatherResults(
+            [room.store.restore(mode) for room in rooms if room.store.loaded],
+            consumeErrors=True)
+
+    def as_unavailable(self, failure):
         """
         Turn a Redis failure into the error a client is sent.
         """
@@ -165,7 +188,9 @@ class RedisStore:
         self.log.warn("Redis command failed: {error}", error=error)
         if "NOSEQ" in error:
             # Redis lost its data while we were connected.
-            self._seed().addErrback(self.liveness.failed)
+            d = self._seed()
+            d.addCallback(lambda _: self.restore_rooms("seed"))
+            d.addErrback(self.liveness.failed)
         return defer.fail(unavailable())
 
     def _setup_failed(self, failure, protocol):
@@ -190,7 +215,10 @@ class RedisStore:
             "node {node} joined the room on Redis {address} at seq {seq}",
             node=self.node, address=self.address, seq=seq)
         self.liveness.start()
-        self.reader.start(seq)
+        self.reader.add(self.keys["stream"], b"%d-0" % (seq,), self)
+        # The node's id is new, and so is its inbox: read it all.
+        self.reader.add(self.keys["inbox"], b"0-0", self.inbox)
+        self.reader.start()
         waiting, self._whenReady = self._whenReady, []
         for d in waiting:
             d.callback(None)
@@ -219,13 +247,42 @@ class RedisStore:
         d = self.commands.eval(POSITION, [self.keys["positions"]], [self.node, self.room.seq])
         d.addErrback(lambda failure: None)  # the next read says it again
 
+    def _wake(self):
+        """
+        End the stream reader's waiting read: a stream was added to those
+        it reads.
+        """
+        d = self.commands.call(
+            "XADD", self.keys["inbox"], "MAXLEN", "~", INBOX_MAXLEN, "*", "w", "1")
+        d.addErrback(lambda failure: None)  # the next read has it anyway
+
+    def session_key(self, token, part):
+        """
+        The key of session C{token}'s C{part} (rooms, dseq, direct).
+        """
+        return "%s%s:%s" % (self.keys["session"], token, part)
+
+    def deliver_entry(self, entry_id, fields):
+        """
+        An entry of the lobby's stream: deliver its event.
+        """
+        seq = entry_seq(entry_id)
+        payload = entry_payload(fields)
+        if seq is not None and payload is not None:
+            self.deliver_event(seq, payload)
+
     def deliver_event(self, seq, payload):
         """
-        Hand the event C{seq} read from the stream to the room, unless it
+        Hand the lobby's event C{seq} read from the stream to the lobby.
+        """
+        self.hand_over(self.room, seq, payload)
+
+    def hand_over(self, room, seq, payload):
+        """
+        Hand the event C{seq} read from C{room}'s stream to it, unless it
         came before: events arrive in order, and a hole makes every member
         lag.
         """
-        room = self.room
         if seq <= room.seq:
             self.log.error(
                 "event {seq} arrived after {last}: Redis lost events and was "
@@ -312,9 +369,9 @@ class RedisStore:
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             for script, keys, args in waiting:
-                self._presence_op(script, keys, args)
+                self.presence_op(script, keys, args)
 
-    def _presence_op(self, script, keys, args):
+    def presence_op(self, script, keys, args):
         """
         Run a join or leave script now, or once Redis is back.
         """
@@ -339,7 +396,7 @@ class RedisStore:
         The script registers the name and decides on presence; while Redis
         is away it waits.  (L{IRoomStore}.)
         """
-        return self._presence_op(
+        return self.presence_op(
             JOIN, self._session_keys(client),
             [self.maxlen, self.presence_limit, client.name.lower(),
              self.entry(client), client.name, SESSION_TTL])
@@ -356,10 +413,17 @@ class RedisStore:
         tail = {"reason": reason}
         if message is not None:
             tail["message"] = message
-        return self._presence_op(
+        return self.presence_op(
             LEAVE, self._session_keys(client),
             [self.maxlen, self.presence_limit, self._owner(client),
              wire.encode(tail)[1:-1]])
+
+    def publish_args(self, head):
+        """
+        L{PUBLISH}'s arguments for the event whose JSON up to C{"seq":} is
+        C{head}.
+        """
+        return [self.maxlen, head, int(self.maxlen * BEHIND_FRACTION), STALE_POSITION]
 
     def publish(self, event):
         """
@@ -370,9 +434,12 @@ class RedisStore:
         d = self.commands.eval(
             PUBLISH,
             [self.keys["seq"], self.keys["stream"], self.keys["positions"]],
-            [self.maxlen, head, int(self.maxlen * BEHIND_FRACTION), STALE_POSITION])
+            self.publish_args(head))
         d.addCallback(lambda _: None)
-        return d.addErrback(self._as_unavailable)
+        return d.addErrback(self.as_unavailable)
+
+    def renamed(self, member, old):
+        raise NotImplementedError("the lobby's rename announces it")
 
     def rename(self, client, new_name):
         """
@@ -383,7 +450,7 @@ class RedisStore:
             RENAME, self._session_keys(client),
             [self.maxlen, self._owner(client), new_name, SESSION_TTL])
         d.addCallback(self._renamed, new_name)
-        return d.addErrback(self._as_unavailable)
+        return d.addErrback(self.as_unavailable)
 
     def _renamed(self, result, new_name):
         if result == -1:
@@ -398,7 +465,7 @@ class RedisStore:
         d = self.commands.call("HVALS", self.keys["names"])
         d.addCallback(lambda entries: sorted(
             entry.decode().split(" ", 2)[2] for entry in entries))
-        return d.addErrback(self._as_unavailable)
+        return d.addErrback(self.as_unavailable)
 
     def resume(self, client, token):
         """
@@ -409,7 +476,7 @@ class RedisStore:
             RESUME, self._session_keys(client, token),
             [self.maxlen, self.presence_limit, self.node, token, client.name,
              SESSION_TTL])
-        d.addErrback(self._as_unavailable)
+        d.addErrback(self.as_unavailable)
         d.addCallback(self._resume_answered)
         return d
 
@@ -435,3 +502,29 @@ class _ClusterService(MultiService):
         d = defer.maybeDeferred(self.store.stop)
         d.addBoth(lambda _: super(_ClusterService, self).stopService())
         return d
+
+
+class _Inbox:
+    """
+    The node's inbox stream, read with its rooms: direct frames for its
+    sessions (C{t} token, C{d} dseq, C{f} frame), notices of kicks (C{k}
+    kick, C{t}, C{r} room, C{s} the leave's seq), and entries that only
+    wake the reader.
+    """
+
+    def __init__(self, store):
+        self.store = store
+
+    def deliver_entry(self, entry_id, fields):
+        entry = dict(zip(fields[::2], fields[1::2]))
+        rooms = self.store.rooms
+        token = entry.get(b"t")
+        if rooms is None or token is None:
+            return
+        if entry.get(b"k") == b"kick":
+            rooms.kicked(token.decode(), entry[b"r"].decode(), int(entry[b"s"]))
+        elif b"f" in entry:
+            rooms.arrived(token.decode(), int(entry[b"d"]), entry[b"f"])
+
+    def events_read(self):
+        pass

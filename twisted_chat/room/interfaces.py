@@ -34,6 +34,12 @@ class IChatClient(Interface):
         Drop the member's connection at once; C{reason} is a leave reason.
         """
 
+    def parted(room, seq):
+        """
+        The member is out of C{room} (a kick in a room too large to
+        announce it), the last event of it sent being C{seq}: tell it.
+        """
+
     def fell_behind(seq, room):
         """
         C{room} could not keep its events from C{seq} on for this member (a
@@ -231,6 +237,12 @@ class IRoomStore(Interface):
         Free C{member}'s name; keep its session resumable; publish its
         leave (unless C{quietly}: the server is stopping) while the room
         was small enough for presence.
+        """
+
+    def renamed(member, old):
+        """
+        Publish the C{nick} event of C{member}, called C{old} until the
+        lobby's store renamed it, in this other room.
         """
 
     def rename(member, new_name):

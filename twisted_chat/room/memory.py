@@ -161,6 +161,13 @@ class MemoryStore:
         self._sessions[member.session] = new_name
         return self.publish(self.room.event("nick", old=old_name, new=new_name))
 
+    def renamed(self, member, old):
+        """
+        Announce that C{member} was called C{old}, in a room other than the
+        one that checked the name.  (L{IRoomStore}.)
+        """
+        return self.publish(self.room.event("nick", old=old, new=member.name))
+
     def names(self):
         """
         The members' names, sorted.  (L{IRoomStore}.)

@@ -574,7 +574,19 @@ class Room:
         """
         del self._members[old.lower()]
         self._members[client.name.lower()] = client
-        return self.store.publish(self.event("nick", old=old, new=client.name))
+        return self.store.renamed(client, old)
+
+    def depart(self, client):
+        """
+        C{client}, whose leave the store has recorded, goes: it is sent
+        what it is owed first (its own leave included, if there is one).
+        """
+        if client not in self:
+            return
+        self.flush_to(client)
+        self.backlog.forget(client)
+        self._caught_up.pop(client, None)
+        self._remove(client)
 
     def rename(self, client, new_name):
         """

@@ -106,9 +106,6 @@ class Rooms:
         case.
     @ivar max_rooms: see L{settings.DEFAULT_MAX_ROOMS}.
     @ivar max_rooms_per_client: see L{settings.DEFAULT_MAX_ROOMS_PER_CLIENT}.
-    @ivar shared: whether the lobby's store is shared with other nodes (a
-        cluster); rooms other than the lobby are then refused, for their
-        state is not in Redis yet.
     """
 
     log = Logger()
@@ -134,7 +131,6 @@ class Rooms:
         """
         self.clock = clock
         self.accounts = accounts
-        self.shared = store is not None and not isinstance(store, MemoryStore)
         self.max_rooms = max_rooms
         self.max_rooms_per_client = max_rooms_per_client
         self._options = room_options
@@ -240,14 +236,29 @@ class Rooms:
             self._joined[member] = self._joined.get(member, ()) + (room,)
         return room.join(member, after_seq)
 
+    def enter(self, member, name, announce):
+        """
+        C{member} joins the room called C{name} (made if it does not exist),
+        or is in it already; C{announce(room, already, seq)} is called
+        first, to tell it from which event on it is in the room.
+
+        @return: a Deferred that fires with (the room, whether C{member}
+            was in it already).
+        @raise wire.ProtocolError: as L{open}.
+        """
+        room, already = self.open(member, name)
+        announce(room, already, room.seq)
+        if not already:
+            self.join(member, room)
+        return defer.succeed((room, already))
+
     def open(self, member, name):
         """
         The room C{member} asks to join: the one called C{name}, made if it
         does not exist.
 
         @return: the room, and whether C{member} is in it already.
-        @raise wire.ProtocolError: L{wire.TOO_MANY_ROOMS}, L{wire.BANNED},
-            or L{wire.UNAVAILABLE} for a new room in a cluster.
+        @raise wire.ProtocolError: L{wire.TOO_MANY_ROOMS}, L{wire.BANNED}.
         """
         key = name.lower()
         mine = self.rooms_of(member)
@@ -264,11 +275,6 @@ class Rooms:
             raise wire.ProtocolError(
                 wire.BANNED, "you are banned from %s" % (room.name,), **about(room.name))
         if room is None:
-            if self.shared:
-                raise wire.ProtocolError(
-                    wire.UNAVAILABLE,
-                    "rooms other than the lobby are not shared between the "
-                    "nodes of a cluster yet", **about(name))
             if len(self._rooms) >= self.max_rooms:
                 raise wire.ProtocolError(
                     wire.TOO_MANY_ROOMS,
@@ -298,10 +304,6 @@ class Rooms:
             was sent its own leave event).
         @raise wire.ProtocolError: L{wire.NOT_IN_ROOM}.
         """
-        if self.shared and name.lower() == wire.LOBBY:
-            raise wire.ProtocolError(
-                wire.UNAVAILABLE,
-                "the lobby cannot be left on a cluster node yet")
         room = self.in_room(member, name)
         if room.lobby:
             self.users.outside[member.name.lower()] = member
@@ -405,7 +407,8 @@ class Rooms:
         """
         The names in the room called C{name}, and its operators'.
 
-        @return: a Deferred that fires with (room, names, op names).
+        @return: a Deferred that fires with (the room's name, names, op
+            names).
         @raise wire.ProtocolError: L{wire.NO_SUCH_ROOM}.
         """
         room = self.get(name)
@@ -413,7 +416,7 @@ class Rooms:
             raise wire.ProtocolError(
                 wire.NO_SUCH_ROOM, "there is no room %s" % (name,), **about(name))
         ops = sorted(m.name for m in room.members() if self.op_key(m) in room.ops)
-        return room.names().addCallback(lambda names: (room, names, ops))
+        return room.names().addCallback(lambda names: (room.name, names, ops))
 
     def listing(self, match=None):
         """
@@ -618,6 +621,18 @@ class Rooms:
                 stream.oldest if missing else None)
 
     # Resuming on a new connection.
+
+    def resuming(self, token):
+        """
+        Session C{token} is about to be resumed here (a cluster holds its
+        direct messages until L{resume_over}).
+        """
+
+    def resume_over(self, member, token):
+        """
+        The resume of session C{token} is answered: on C{member}, or it
+        failed (L{None}).
+        """
 
     def resume_rooms(self, member, old):
         """

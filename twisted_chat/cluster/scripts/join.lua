@@ -1,6 +1,7 @@
 -- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] name in
 -- lower case, ARGV[4] names entry, ARGV[5] name, ARGV[6] session TTL.
 -- -1: the name is taken; 0: joined silently; else the join event's seq.
+need_seq()
 if redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[4]) == 0 then return -1 end
 redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then

@@ -1,5 +1,6 @@
 -- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] owner
 -- ("node token"), ARGV[4] the leave event's members after its name.
+need_seq()
 local name = redis.call('GET', KEYS[4])
 if not name then return 0 end
 local lower = string.lower(name)

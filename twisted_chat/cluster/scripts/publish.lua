@@ -2,6 +2,7 @@
 -- KEYS[3] the nodes' positions.  ARGV[2]: the frame's payload up to and
 -- including '"seq":'; ARGV[3] how far the slowest node may be behind;
 -- ARGV[4] after how many seconds a position no longer counts.
+need_seq()
 local now = tonumber(redis.call('TIME')[1])
 local head = tonumber(redis.call('GET', KEYS[1]))
 for _, position in ipairs(redis.call('HVALS', KEYS[3])) do

@@ -1,5 +1,6 @@
 -- KEYS[3] names, KEYS[4] session.  ARGV[2] owner, ARGV[3] new name,
 -- ARGV[4] session TTL.  -1: taken; -2: not this node's any more.
+need_seq()
 local old = redis.call('GET', KEYS[4])
 if not old then return -2 end
 local oldlower = string.lower(old)

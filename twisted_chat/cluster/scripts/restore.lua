@@ -2,6 +2,7 @@
 -- ARGV[4] session key prefix, ARGV[5] session TTL, then for each member:
 -- name in lower case, entry, name, token.  Returns the names now held by
 -- someone else.
+need_seq()
 local lost = {}
 for i = 6, #ARGV, 4 do
   if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then

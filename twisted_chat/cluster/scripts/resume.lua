@@ -1,6 +1,7 @@
 -- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] node,
 -- ARGV[4] token, ARGV[5] a guest name, ARGV[6] session TTL.
 -- {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
+need_seq()
 local name = redis.call('GET', KEYS[4])
 if not name then return {0} end
 local lower = string.lower(name)

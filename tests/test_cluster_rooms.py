@@ -1,0 +1,352 @@
+"""
+Rooms and direct messages across the nodes of a cluster, through a real
+redis-server (tests/cluster.py starts one of the test's own, on a free
+loopback port).
+"""
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from tests.cluster import ClusterMixin
+from tests.helpers.waiting import poll
+from twisted_chat import wire
+
+
+def send(client, **message):
+    client.sendString(wire.encode(message))
+
+
+def of_room(client, room, kinds=None):
+    """
+    The events of C{room} C{client} was sent (of C{kinds}, if given).
+    """
+    return [m for m in client.messages if m.get("room") == room and "seq" in m
+            and m["type"] != "joined" and (kinds is None or m["type"] in kinds)]
+
+
+def texts(client, room):
+    return [m["text"] for m in of_room(client, room, ("message",))]
+
+
+def assert_gap_free(case, client, room):
+    seqs = [m["seq"] for m in of_room(client, room)]
+    case.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "gap or repeat")
+
+
+def errors(client, code):
+    return [m for m in client.messages if m.get("code") == code]
+
+
+def named(name):
+    return wire.encode({"type": "nick", "name": name})
+
+
+class RoomsMixin(ClusterMixin):
+    @defer.inlineCallbacks
+    def user(self, node, name):
+        """
+        A client on C{node} called C{name}, once every node knows the name.
+        """
+        client = yield self.raw_client(node.port, named(name))
+        yield poll(lambda: any(m.get("new") == name for m in client.messages))
+        return client
+
+    @defer.inlineCallbacks
+    def joined(self, client, room):
+        """
+        Join C{room}: the joined frame.
+        """
+        before = len(client.messages)
+        send(client, type="join", room=room)
+
+        def answers():
+            return [m for m in client.messages[before:]
+                    if m["type"] in ("joined", "error") and m.get("room", "").lower()
+                    == room.lower()]
+
+        yield poll(answers)
+        return answers()[0]
+
+
+class TwoNodesRoomsTests(RoomsMixin, TestCase):
+    """
+    A room with members on two nodes is one room.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.redis = yield self.start_redis()
+        self.a = yield self.start_node(self.redis)
+        self.b = yield self.start_node(self.redis)
+        self.alice = yield self.user(self.a, "alice")
+        self.bob = yield self.user(self.b, "bob")
+
+    @defer.inlineCallbacks
+    def test_one_sequence_per_room(self):
+        """
+        Members of a room on both nodes get its events (theirs and the
+        other node's) in one gap-free order, starting after the seq their
+        joined frame gave; the lobby's sequence is apart.
+        """
+        first = yield self.joined(self.alice, "dev")
+        self.assertEqual((first["type"], first["seq"], first["members"]), ("joined", 0, 1))
+        second = yield self.joined(self.bob, "Dev")
+        self.assertEqual((second["room"], second["members"]), ("dev", 2))
+        yield poll(lambda: any(m.get("name") == "bob" for m in of_room(self.alice, "dev")))
+        for i in range(5):
+            send(self.alice, type="message", room="dev", text="a%d" % (i,))
+            send(self.bob, type="message", room="dev", text="b%d" % (i,))
+        for client in (self.alice, self.bob):
+            yield poll(lambda: len(texts(client, "dev")) == 10)
+            assert_gap_free(self, client, "dev")
+        self.assertEqual(of_room(self.alice, "dev")[-10:], of_room(self.bob, "dev")[-10:])
+        bob_seqs = [m["seq"] for m in of_room(self.bob, "dev")]
+        self.assertEqual(bob_seqs[0], second["seq"] + 1)
+        self.assertEqual(of_room(self.bob, "dev")[0]["type"], "join")
+        self.assertEqual([m["text"] for m in self.alice.messages
+                          if m["type"] == "message" and "room" not in m], [])
+
+    @defer.inlineCallbacks
+    def test_who_rooms_and_topic(self):
+        """
+        who of a room lists every node's members and its operator; the
+        rooms list is the cluster's; a topic set on one node is the
+        room's on the other, for its members and for a later joiner.
+        """
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        send(self.alice, type="topic", room="dev", topic="releases")
+        yield poll(lambda: any(m["type"] == "topic" for m in of_room(self.bob, "dev")))
+        send(self.bob, type="who", room="dev")
+        who = yield self.bob.wait_for_type("who")
+        self.assertEqual((who[0]["names"], who[0]["ops"]), (["alice", "bob"], ["alice"]))
+        carol = yield self.user(self.b, "carol")
+        yield self.joined(carol, "ops")
+        send(self.alice, type="rooms")
+        listed = yield self.alice.wait_for_type("rooms")
+        self.assertEqual(
+            [(r["room"], r["members"], r["topic"]) for r in listed[0]["rooms"]],
+            [("dev", 2, "releases"), ("lobby", 3, ""), ("ops", 1, "")])
+        dave = yield self.user(self.b, "dave")
+        joined = yield self.joined(dave, "dev")
+        self.assertEqual(joined["topic"], "releases")
+        send(dave, type="who", room="nowhere")
+        error = yield dave.wait_for_type("error")
+        self.assertEqual(error[0]["code"], wire.NO_SUCH_ROOM)
+
+    @defer.inlineCallbacks
+    def test_moderation_across_nodes(self):
+        """
+        An operator on one node kicks, bans and makes operator members on
+        the other: the kicked member's own leave is its last event of the
+        room; a banned one cannot come back; a non-operator is refused.
+        """
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        send(self.bob, type="kick", room="dev", name="alice")
+        error = yield self.bob.wait_for_type("error")
+        self.assertEqual(error[0]["code"], wire.NOT_OP)
+        send(self.alice, type="kick", room="dev", name="bob", reason="spam")
+        yield poll(lambda: any(m["type"] == "leave" for m in of_room(self.bob, "dev")))
+        leave = of_room(self.bob, "dev")[-1]
+        self.assertEqual((leave["type"], leave["name"], leave["reason"], leave["by"],
+                          leave["message"]), ("leave", "bob", "kicked", "alice", "spam"))
+        send(self.bob, type="message", room="dev", text="still?")
+        yield poll(lambda: errors(self.bob, wire.NOT_IN_ROOM))
+        send(self.alice, type="ban", room="dev", name="bob")
+        yield poll(lambda: any(m["type"] == "ban" for m in of_room(self.alice, "dev")))
+        banned = yield self.joined(self.bob, "dev")
+        self.assertEqual(banned["code"], wire.BANNED)
+        send(self.alice, type="unban", room="dev", name="bob")
+        joined = yield self.joined(self.bob, "dev")
+        self.assertEqual(joined["type"], "joined")
+        send(self.alice, type="op", room="dev", name="bob")
+        yield poll(lambda: any(m["type"] == "op" for m in of_room(self.bob, "dev")))
+        send(self.bob, type="topic", room="dev", topic="bob's now")
+        yield poll(lambda: any(m["type"] == "topic" for m in of_room(self.alice, "dev")))
+
+    @defer.inlineCallbacks
+    def test_part_and_heir(self):
+        """
+        The operator parts: its own leave is its last event of the room,
+        the longest-present member on the other node becomes operator, and
+        once everyone is gone the room is forgotten but its seq goes on.
+        """
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        yield poll(lambda: any(m.get("name") == "bob" for m in of_room(self.alice, "dev")))
+        send(self.alice, type="part", room="dev", message="bye")
+        yield poll(lambda: any(m["type"] == "op" for m in of_room(self.bob, "dev")))
+        self.assertEqual(of_room(self.alice, "dev")[-1]["type"], "leave")
+        self.assertEqual(of_room(self.alice, "dev")[-1]["message"], "bye")
+        op = of_room(self.bob, "dev")[-1]
+        self.assertEqual((op["name"], op["by"]), ("bob", None))
+        send(self.bob, type="part", room="dev")
+        yield poll(lambda: of_room(self.bob, "dev")[-1]["type"] == "leave")
+        last = of_room(self.bob, "dev")[-1]["seq"]
+        yield poll(lambda: not self.b.rooms.get("dev"))
+        send(self.bob, type="rooms")
+        listed = yield self.bob.wait_for_type("rooms")
+        self.assertEqual([r["room"] for r in listed[0]["rooms"]], ["lobby"])
+        again = yield self.joined(self.alice, "DEV")
+        self.assertEqual((again["room"], again["seq"]), ("DEV", last))
+
+    @defer.inlineCallbacks
+    def test_nick_in_every_room(self):
+        """
+        A rename is announced in every room of the renamed user, on every
+        node, and who lists the new name.
+        """
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        send(self.bob, type="nick", name="robert")
+        yield poll(lambda: any(m["type"] == "nick" for m in of_room(self.alice, "dev")))
+        send(self.alice, type="who", room="dev")
+        who = yield self.alice.wait_for_type("who")
+        self.assertEqual(who[0]["names"], ["alice", "robert"])
+
+    @defer.inlineCallbacks
+    def test_direct_messages_across_nodes(self):
+        """
+        A direct message reaches its receiver on the other node; each
+        session numbers its own direct frames; an unknown name is
+        no_such_user.
+        """
+        send(self.alice, type="message", to="BOB", text="hi bob")
+        yield poll(lambda: any(m["type"] == "direct" for m in self.bob.messages))
+        send(self.bob, type="message", to="alice", text="hi alice")
+        send(self.alice, type="message", to="alice", text="note to self")
+        yield poll(lambda: len([m for m in self.alice.messages if m["type"] == "direct"]) == 3)
+        mine = [m for m in self.alice.messages if m["type"] == "direct"]
+        self.assertEqual([(m["dseq"], m["from"], m["to"], m["text"]) for m in mine], [
+            (1, "alice", "bob", "hi bob"), (2, "bob", "alice", "hi alice"),
+            (3, "alice", "alice", "note to self")])
+        theirs = [m for m in self.bob.messages if m["type"] == "direct"]
+        self.assertEqual([(m["dseq"], m["text"]) for m in theirs],
+                         [(1, "hi bob"), (2, "hi alice")])
+        self.assertEqual(mine[0]["time"], theirs[0]["time"])
+        send(self.alice, type="message", to="nobody", text="?")
+        yield poll(lambda: errors(self.alice, wire.NO_SUCH_USER))
+        self.assertIn("nobody", errors(self.alice, wire.NO_SUCH_USER)[0]["message"])
+
+    @defer.inlineCallbacks
+    def test_resume_rooms_and_direct_on_the_other_node(self):
+        """
+        A session whose connection to one node ended resumes on the other:
+        each room replays exactly what it missed, so do its direct
+        messages, and it is in its rooms again.
+        """
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        send(self.alice, type="message", to="bob", text="early")
+        yield poll(lambda: any(m["type"] == "direct" for m in self.bob.messages))
+        welcome = self.bob.messages[0]
+        seen = of_room(self.bob, "dev")[-1]["seq"]
+        lobby_seen = [m for m in self.bob.messages if "seq" in m and "room" not in m
+                      and m["type"] != "welcome"][-1]["seq"]
+        self.bob.transport.abortConnection()
+        yield poll(lambda: any(m["type"] == "leave" for m in of_room(self.alice, "dev")))
+        for i in range(3):
+            send(self.alice, type="message", room="dev", text="missed %d" % (i,))
+        send(self.alice, type="message", to="bob", text="offline?")
+        yield poll(lambda: errors(self.alice, wire.NO_SUCH_USER))
+        yield poll(lambda: len(texts(self.alice, "dev")) == 3)
+        back = yield self.raw_client(self.a.port, wire.encode({
+            "type": "resume", "session": welcome["session"], "last_seq": lobby_seen,
+            "rooms": {"dev": seen}, "last_dseq": 0}))
+        resumed = yield back.wait_for_type("resumed")
+        self.assertEqual((resumed[0]["name"], resumed[0]["direct"]), ("bob", 1))
+        self.assertEqual(texts(back, "dev"), ["missed 0", "missed 1", "missed 2"])
+        self.assertEqual([m["text"] for m in back.messages if m["type"] == "direct"],
+                         ["early"])
+        send(self.alice, type="message", room="dev", text="welcome back")
+        send(self.alice, type="message", to="bob", text="there you are")
+        yield poll(lambda: "welcome back" in texts(back, "dev"))
+        yield poll(lambda: any(m.get("text") == "there you are" for m in back.messages))
+        direct = [m for m in back.messages if m["type"] == "direct"]
+        self.assertEqual([m["dseq"] for m in direct], [1, 2])
+        assert_gap_free(self, back, "dev")
+
+
+class NodeCrashRoomsTests(RoomsMixin, TestCase):
+    """
+    kill -9 of a node whose users were in several rooms.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_one_leave_per_room(self):
+        """
+        The users of a killed node leave every room they were in, once
+        each, with reason timeout, seen alike by the members on the other
+        nodes; the room left without an operator gets one.
+        """
+        redis = yield self.start_redis()
+        b = yield self.start_node(redis, node_timeout=4.0)
+        c = yield self.start_node(redis, node_timeout=4.0)
+        node, a_port = yield self.spawn_twistd(
+            "--redis", self.redis_url(redis), "--node-timeout", "4")
+        yield node.wait_for(rb"joined the room")
+        lost = yield self.raw_client(a_port, named("lost"))
+        yield poll(lambda: any(m.get("new") == "lost" for m in lost.messages))
+        for room in ("x", "y"):
+            yield self.joined(lost, room)
+        watchers = [(yield self.user(b, "wb")), (yield self.user(c, "wc"))]
+        for watcher in watchers:
+            for room in ("x", "y"):
+                yield self.joined(watcher, room)
+        yield self.kill(node)
+        yield lost.lost
+        for watcher in watchers:
+            for room in ("x", "y"):
+                yield poll(lambda: any(m["type"] == "leave" and m["name"] == "lost"
+                                       for m in of_room(watcher, room)), timeout=20)
+        # More reaping rounds: still one leave per room.
+        yield task.deferLater(reactor, 2.0, lambda: None)
+        send(watchers[0], type="message", room="x", text="last")
+        yield poll(lambda: all("last" in texts(w, "x") for w in watchers))
+        for watcher in watchers:
+            for room in ("x", "y"):
+                leaves = [(m["name"], m["reason"]) for m in of_room(watcher, room, ("leave",))]
+                self.assertEqual(leaves, [("lost", "timeout")])
+                assert_gap_free(self, watcher, room)
+                heirs = [m["name"] for m in of_room(watcher, room, ("op",))]
+                self.assertEqual(heirs, ["wb"])
+        self.assertEqual(of_room(watchers[0], "y")[-3:], of_room(watchers[1], "y")[-3:])
+
+
+class RedisRestartRoomsTests(RoomsMixin, TestCase):
+    """
+    Redis comes back empty.
+    """
+
+    @defer.inlineCallbacks
+    def test_room_sequence_goes_on(self):
+        """
+        Each room's counter is seeded again from what the nodes delivered,
+        its members put back: its sequence goes on with no gap and no
+        repeat, on both nodes.
+        """
+        redis = yield self.start_redis()
+        a = yield self.start_node(redis)
+        b = yield self.start_node(redis)
+        ann = yield self.user(a, "ann")
+        bob = yield self.user(b, "bob")
+        yield self.joined(ann, "dev")
+        yield self.joined(bob, "dev")
+        send(ann, type="message", room="dev", text="before")
+        yield poll(lambda: all("before" in texts(c, "dev") for c in (ann, bob)))
+        yield self.kill(redis)
+        yield poll(lambda: a.room.store.commands.protocol is None)
+        redis = yield self.start_redis(redis.port)
+        yield poll(lambda: a.room.store.room_count == 2 and b.room.store.room_count == 2,
+                   timeout=20)
+        send(bob, type="message", room="dev", text="after")
+        yield poll(lambda: all("after" in texts(c, "dev") for c in (ann, bob)))
+        for client in (ann, bob):
+            assert_gap_free(self, client, "dev")
+        send(ann, type="who", room="dev")
+        who = yield ann.wait_for_type("who")
+        self.assertEqual(who[0]["names"], ["ann", "bob"])

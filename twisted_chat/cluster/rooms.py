@@ -1,0 +1,716 @@
+# -*- test-case-name: tests.test_cluster_rooms -*-
+"""
+Rooms other than the lobby, and direct messages, shared by the nodes of a
+cluster: L{SharedRooms} and each room's L{RoomStore}.
+
+A room's state is in Redis under keys that carry its hash tag
+(C{twisted-chat:{<room>}:<role>}: its counter, its event stream, its
+members, operators, bans and topic), and every change to it is one Lua
+script, as the lobby's are (docs/cluster.rst).  A node keeps a L{Room} only
+for the rooms it has members in, and reads their streams along with the
+lobby's; the scripts decide what only the whole room can (bans, operators,
+presence, the heir of the last operator), and a node applies their answers
+to its own members.
+
+Direct messages go to the inbox stream of the node that has the receiving
+session; each session's counter (C{dseq}) and its last frames are Redis
+keys, so that a session resumed on another node replays them.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_chat import wire
+from twisted_chat.cluster.lua import (
+    DIRECT,
+    POSITION,
+    PUBLISH,
+    ROOM_ENTER,
+    ROOM_LEAVE,
+    ROOM_MODERATE,
+    ROOM_NICK,
+    ROOM_RESTORE,
+    ROOM_WHO,
+    ROOMS,
+    SESSION,
+)
+from twisted_chat.room.interfaces import IRoomStore
+from twisted_chat.room.room import Room
+from twisted_chat.room.rooms import Rooms, about
+
+#: The leave reasons that take a member out of a room but not off the
+#: server: its node sends it the room's events up to that leave, no more.
+_GONE_FOR_GOOD = (wire.REASON_PART, wire.REASON_KICKED)
+#: The roles of a room's keys, in the order its scripts take them.
+ROOM_ROLES = ("seq", "events", "members", "ops", "bans", "topic", "positions")
+#: Entries a node's inbox stream keeps (direct messages and notices for it).
+INBOX_MAXLEN = 10000
+#: Seconds the counter of a room that emptied is kept, so that a room made
+#: again under its name soon after continues its sequence.
+EMPTIED_ROOM_TTL = 24 * 3600
+
+
+def _head(event):
+    """
+    C{event}'s JSON up to and including C{"seq":}, for a script to finish.
+    """
+    return wire.encode(event)[:-1] + b',"seq":'
+
+
+def _tail(reason, message=None, by=None):
+    """
+    A leave event's members after its name, without braces.
+    """
+    fields = {"reason": reason}
+    if by is not None:
+        fields["by"] = by
+    if message is not None:
+        fields["message"] = message
+    return wire.encode(fields)[1:-1]
+
+
+def _unbroken(before, entries):
+    """
+    The frames of C{entries} (stream entries, newest first) that run
+    unbroken down from event C{before}, oldest first.
+    """
+    from twisted_chat.cluster.reader import entry_payload, entry_seq
+
+    kept = []
+    for entry_id, fields in entries or []:
+        payload = entry_payload(fields)
+        if entry_seq(entry_id) != before - len(kept) or payload is None:
+            break
+        kept.append(wire.frame(payload))
+    kept.reverse()
+    return kept
+
+
+@implementer(IRoomStore)
+class RoomStore:
+    """
+    The Redis state of one room other than the lobby, for its L{Room} on
+    this node.  Entering is L{SharedRooms}'s (the room is loaded from the
+    answer), so L{join} and L{resume} have nothing left to do.
+
+    @ivar node: the node's L{twisted_chat.cluster.RedisStore}.
+    @ivar keys: the room's keys, in L{ROOM_ROLES} order, then the registry
+        of rooms.
+    @ivar loaded: whether the room was loaded from Redis (its first
+        member's entry answered).
+    """
+
+    log = Logger()
+    ready = True
+
+    def __init__(self, node, name):
+        self.node = node
+        self.room = None
+        self.room_count = 0
+        self.loaded = False
+        prefix = "%s{%s}:" % (node.keys["prefix"], name.lower())
+        self.keys = [prefix + role for role in ROOM_ROLES] + [node.keys["rooms"]]
+
+    def attach(self, room):
+        self.room = room
+
+    @property
+    def room_size(self):
+        """
+        How many members the room has, as Redis last said.
+        """
+        return max(self.room_count, len(self.room))
+
+    def new_guest_name(self):
+        return self.node.new_guest_name()
+
+    def _eval(self, script, args, more=()):
+        d = self.node.commands.eval(script, self.keys + list(more), args)
+        return d.addErrback(self.node.as_unavailable)
+
+    def _session_rooms(self, member):
+        return self.node.session_key(member.session, "rooms")
+
+    def enter(self, member, address, op_key, accounts, load):
+        """
+        Run L{ROOM_ENTER} for C{member}.
+
+        @return: a Deferred of the script's answer.
+        """
+        node, room = self.node, self.room
+        return self._eval(ROOM_ENTER, [
+            node.maxlen, room.presence_limit, member.name.lower(), node.node,
+            member.session, address, member.name, room.name, op_key,
+            node.rooms.max_rooms, room.backlog.size if load else 0, node.session_ttl,
+        ], [self._session_rooms(member)])
+
+    def join(self, member):
+        """
+        Nothing: L{SharedRooms} entered it.  (L{IRoomStore}.)
+        """
+        return defer.succeed(None)
+
+    def resume(self, member, token):
+        """
+        Nothing: L{SharedRooms} entered it again.  (L{IRoomStore}.)
+        """
+        return defer.succeed(member.name)
+
+    def _leave_args(self, member, tail, for_good):
+        node = self.node
+        return [node.maxlen, self.room.presence_limit, member.name.lower(),
+                "%s %s" % (node.node, member.session), tail,
+                "1" if for_good else "0", "1" if node.rooms.accounts else "0",
+                EMPTIED_ROOM_TTL, self.room.name]
+
+    def leave(self, member, reason, message, quietly, by=None):
+        """
+        C{member}'s connection ended: it leaves (announced as the script
+        decides), the session keeping the room for a resume; while Redis
+        is away it waits, as the lobby's leaves do.  (L{IRoomStore}.)
+        """
+        if quietly:
+            return defer.succeed(None)
+        return self.node.presence_op(
+            ROOM_LEAVE, self.keys + [self._session_rooms(member)],
+            self._leave_args(member, _tail(reason, message, by), False))
+
+    def part(self, member, message):
+        """
+        C{member} leaves the room for good.
+
+        @return: a Deferred of its leave event's seq (0: not announced).
+        """
+        d = self._eval(
+            ROOM_LEAVE, self._leave_args(member, _tail(wire.REASON_PART, message), True),
+            [self._session_rooms(member)])
+        return d.addCallback(lambda seq: max(int(seq), 0))
+
+    def publish(self, event):
+        """
+        Append C{event} to the room's stream (L{PUBLISH}, with its flow
+        control).  (L{IRoomStore}.)
+        """
+        node = self.node
+        d = node.commands.eval(
+            PUBLISH, [self.keys[0], self.keys[1], self.keys[6]],
+            node.publish_args(_head(event)))
+        d.addCallback(lambda _: None)
+        return d.addErrback(node.as_unavailable)
+
+    def renamed(self, member, old):
+        """
+        Announce that C{member} was called C{old}.
+        """
+        event = self.room.event("nick", old=old, new=member.name)
+        d = self.node.commands.eval(
+            ROOM_NICK, self.keys[:3], [self.node.maxlen, old.lower(), member.name, _head(event)])
+        d.addCallback(lambda _: None)
+        return d.addErrback(self.node.as_unavailable)
+
+    def rename(self, member, new_name):
+        raise NotImplementedError("names are the lobby's")
+
+    def names(self):
+        raise NotImplementedError("SharedRooms.names asks Redis")
+
+    def moderate(self, act, member, op_key, *more):
+        """
+        Run L{ROOM_MODERATE}: C{member}, whose operator key is C{op_key},
+        does C{act} with C{more}.
+
+        @return: a Deferred of whether anything was done.
+        """
+        node, room = self.node, self.room
+        d = self._eval(ROOM_MODERATE, [
+            node.maxlen, act, op_key, room.presence_limit,
+            "1" if node.rooms.accounts else "0", EMPTIED_ROOM_TTL, room.name,
+            node.keys["prefix"], INBOX_MAXLEN, member.name,
+        ] + list(more), [node.keys["names"]])
+        d.addCallback(self._moderated, more)
+        return d
+
+    def _moderated(self, answer, more):
+        code = int(answer[0])
+        name = self.room.name
+        if code == -1:
+            raise wire.ProtocolError(
+                wire.NOT_OP, "you are not an operator of %s" % (name,), **about(name))
+        if code == -2:
+            raise wire.ProtocolError(
+                wire.NO_SUCH_USER, "nobody called %s is in %s" % (more[0], name),
+                **about(name))
+        return code == 1
+
+    def restore(self, mode):
+        """
+        Put the room back in Redis (L{ROOM_RESTORE}): C{mode} C{"seed"}
+        (its counter and its entry in the registry), C{"0"} (its members
+        too) or C{"1"} (their joins announced).
+        """
+        node, room, rooms = self.node, self.room, self.node.rooms
+        args = [node.maxlen, room.presence_limit, room.name, room.seq, mode, room.topic,
+                "1" if rooms.accounts else "0"]
+        if mode != "seed":
+            for member in room.members():
+                args += [member.name.lower(), rooms.entry(member, room.seq),
+                         rooms.op_key(member)]
+        return node.commands.eval(ROOM_RESTORE, self.keys, args)
+
+    # What the stream reader hands over.
+
+    def deliver_entry(self, entry_id, fields):
+        """
+        An entry of the room's stream: deliver it (a topic also becomes the
+        room's topic here).
+        """
+        from twisted_chat.cluster.reader import entry_payload, entry_seq
+
+        seq, payload = entry_seq(entry_id), entry_payload(fields)
+        if seq is None or payload is None:
+            return
+        room = self.room
+        if payload.startswith(b'{"type":"topic"'):
+            room.topic = wire.decode(payload).get("topic", "")
+        self.node.hand_over(room, seq, payload)
+        if payload.startswith(b'{"type":"leave"') and room.seq == seq:
+            event = wire.decode(payload)
+            member = room.member(event.get("name", ""))
+            if member is not None and event.get("reason") in _GONE_FOR_GOOD:
+                # Its part, or a kick: this is its last event of the room.
+                self.node.rooms.departed(member, room)
+
+    def events_read(self):
+        """
+        Say how far this node has read the room, for its flow control.
+        """
+        d = self.node.commands.eval(
+            POSITION, [self.keys[6]], [self.node.node, self.room.seq])
+        d.addErrback(lambda failure: None)
+
+
+class SharedRooms(Rooms):
+    """
+    L{Rooms} of a cluster node: the lobby's store is the node's
+    L{twisted_chat.cluster.RedisStore}; every other room has a
+    L{RoomStore}, and direct messages go through Redis.
+
+    @ivar node: the node's L{twisted_chat.cluster.RedisStore}.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, store, **options):
+        super().__init__(clock, store=store, **options)
+        self.node = store
+        store.rooms = self
+        # Members sent their own leave of a room once it arrives: the rooms.
+        self._departing = {}
+        # Sessions being resumed here: the direct frames that arrived
+        # meanwhile, as (dseq, payload), held until the replay is sent.
+        self._resuming = {}
+        # The last dseq sent to each session here.
+        self._dseq = {}
+
+    def shared_rooms(self):
+        """
+        This node's rooms other than the lobby.
+        """
+        return [room for room in self if not room.lobby]
+
+    def entry(self, member, joined):
+        """
+        C{member}'s entry in a room's members, as L{ROOM_ENTER} writes it.
+        """
+        return "%s %s %d %s %s" % (
+            self.node.node, member.session, joined, self._address(member), member.name)
+
+    def _address(self, member):
+        host = getattr(member, "counted_host", None)
+        return "-" if self.accounts or host is None else host
+
+    # Entering and leaving.
+
+    def enter(self, member, name, announce):
+        """
+        C{member} enters the room called C{name}, in Redis first; the room
+        is loaded here if it is this node's first member of it.
+        """
+        key = name.lower()
+        mine = self.rooms_of(member)
+        if key == self.lobby.key or any(room.key == key for room in mine):
+            return super().enter(member, name, announce)
+        if len(mine) >= self.max_rooms_per_client:
+            raise wire.ProtocolError(
+                wire.TOO_MANY_ROOMS,
+                "you are in %d rooms, the most one connection may be in" % (len(mine),),
+                **about(name))
+        room = self._local(name)
+        d = room.store.enter(
+            member, self._address(member), self.op_key(member), self.accounts,
+            not room.store.loaded)
+        d.addCallback(self._entered, member, room, announce)
+        d.addErrback(self._not_entered, room)
+        return d
+
+    def _local(self, name):
+        """
+        This node's L{Room} called C{name}, made (not yet loaded) if it has
+        none.
+        """
+        room = self._rooms.get(name.lower())
+        if room is None:
+            store = RoomStore(self.node, name)
+            room = Room(self.clock, store=store, name=name, batching=self.batching,
+                        stats=self.stats, **self._options)
+            self._rooms[room.key] = room
+        return room
+
+    def _load(self, room, answer):
+        """
+        A script answered for C{room}: load it here if it is not yet.
+
+        @return: the seq before the member came in, and whether it was a
+            member already (taken over).
+        """
+        status, before, count, topic, spelled, events = answer
+        before = int(before)
+        store = room.store
+        if not store.loaded:
+            room.name = spelled.decode()
+            room.topic = topic.decode()
+            room.load(before, _unbroken(before, events))
+            store.loaded = True
+            self.node.reader.add(store.keys[1], b"%d-0" % (before,), store)
+        # The count includes it; whoever answers says "joining" adds it.
+        store.room_count = int(count) - 1
+        return min(before, room.seq), int(status) == 2
+
+    def _refusal(self, status, room):
+        if status == -1:
+            return wire.ProtocolError(
+                wire.BANNED, "you are banned from %s" % (room.name,), **about(room.name))
+        return wire.ProtocolError(
+            wire.TOO_MANY_ROOMS, "the cluster has the most rooms it keeps",
+            **about(room.name))
+
+    def _entered(self, answer, member, room, announce):
+        status = int(answer[0])
+        if status < 0:
+            raise self._refusal(status, room)
+        after, _ = self._load(room, answer)
+        announce(room, False, after)
+        self._joined[member] = self._joined.get(member, ()) + (room,)
+        room.join(member, after)
+        return room, False
+
+    def _not_entered(self, failure, room):
+        self._forget_if_empty(room)
+        return failure
+
+    def _forget_if_empty(self, room):
+        """
+        Forget C{room} here once this node has no member in it, nor one
+        waiting for its own leave.
+        """
+        if len(room) or room.lobby or self._rooms.get(room.key) is not room:
+            return
+        del self._rooms[room.key]
+        self.node.reader.remove(room.store.keys[1])
+        room.close()
+
+    def _after_leaving(self, member, room):
+        """
+        The scripts name heirs and forget emptied rooms; here only this
+        node's copy goes.
+        """
+        self._forget_if_empty(room)
+
+    def part(self, member, name, message=None):
+        """
+        C{member} leaves the room called C{name}: in Redis first; it is
+        sent the room's events up to its own leave.
+        """
+        if name.lower() == self.lobby.key:
+            raise wire.ProtocolError(
+                wire.UNAVAILABLE, "the lobby cannot be left on a cluster node")
+        room = self.in_room(member, name)
+        self._forget_membership(member, room)
+        d = room.store.part(member, message)
+        d.addCallbacks(self._parted, self._part_failed,
+                       callbackArgs=(member, room), errbackArgs=(member, room))
+        return d
+
+    def _parted(self, seq, member, room):
+        self._leaving(member, room, seq)
+        return room, seq > 0
+
+    def _leaving(self, member, room, seq):
+        """
+        Redis took C{member} out of C{room}, its leave being event C{seq}
+        (0: not announced): it goes now, or when its leave is delivered.
+        """
+        if room.by_session(member.session) is not member:
+            return  # gone already, with its leave
+        if seq and room.seq < seq:
+            self._departing.setdefault(member, set()).add(room)
+        else:
+            self.departed(member, room)
+
+    def _part_failed(self, failure, member, room):
+        self._joined[member] = self._joined.get(member, ()) + (room,)
+        return failure
+
+    def departed(self, member, room):
+        """
+        C{member} is out of C{room} in Redis: it goes from this node's copy
+        (sent what it is owed first: the room's events up to its own leave,
+        when that leave is the event just delivered).
+        """
+        self._forget_membership(member, room)
+        rooms = self._departing.get(member)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._departing[member]
+        room.depart(member)
+        self._forget_if_empty(room)
+
+    def leave(self, member, reason, message=None):
+        for room in self._departing.pop(member, ()):
+            room.depart(member)
+            self._forget_if_empty(room)
+        if self.lobby.by_session(member.session) in (None, member):
+            self._dseq.pop(member.session, None)
+        return super().leave(member, reason, message)
+
+    def kicked(self, token, name, seq):
+        """
+        A notice in this node's inbox: the session C{token} was kicked out
+        of the room called C{name}, its leave being event C{seq} (0: not
+        announced; it is told C{parted}).
+        """
+        room = self._rooms.get(name.lower())
+        member = None if room is None else room.by_session(token)
+        if member is None:
+            return
+        self._forget_membership(member, room)
+        self._leaving(member, room, seq)
+        if not seq:
+            member.parted(room, room.seq)
+
+    # What members do.
+
+    def names(self, name):
+        """
+        The names in the room called C{name} (any room of the cluster) and
+        its operators'.
+        """
+        if name.lower() == self.lobby.key:
+            return super().names(name)
+        wire.check_name(name)
+        keys = RoomStore(self.node, name).keys
+        d = self.node.commands.eval(
+            ROOM_WHO, keys, [name.lower(), "1" if self.accounts else "0"])
+        d.addErrback(self.node.as_unavailable)
+        d.addCallback(self._who, name)
+        return d
+
+    def _who(self, answer, name):
+        if not answer:
+            raise wire.ProtocolError(
+                wire.NO_SUCH_ROOM, "there is no room %s" % (name,), **about(name))
+        spelled, names, ops = answer
+        return (spelled.decode(), sorted(n.decode() for n in names),
+                sorted(n.decode() for n in ops))
+
+    def listing(self, match=None):
+        """
+        Every room of the cluster (whose name starts with C{match}).
+        """
+        prefix = (match or "").lower()
+        d = self.node.commands.eval(
+            ROOMS, [self.node.keys["rooms"], self.node.keys["names"]],
+            [self.node.keys["prefix"], prefix])
+        d.addErrback(self.node.as_unavailable)
+        d.addCallback(self._listed, prefix)
+        return d
+
+    def _listed(self, found, prefix):
+        listed = []
+        if self.lobby.key.startswith(prefix):
+            listed.append({"room": self.lobby.name, "members": int(found[0]),
+                           "topic": self.lobby.topic})
+        for i in range(1, len(found), 3):
+            listed.append({"room": found[i].decode(), "members": int(found[i + 1]),
+                           "topic": found[i + 2].decode()})
+        listed.sort(key=lambda entry: entry["room"].lower())
+        return listed
+
+    def _moderate(self, member, name, act, *more):
+        """
+        C{member} does C{act} in the room called C{name}, which it must be
+        in (the lobby has no operators); the script checks it is an
+        operator.
+
+        @return: a Deferred of whether anything was done.
+        """
+        room = self.in_room(member, name)
+        if room.lobby:
+            self.check_op(member, room)
+        if act != "topic":
+            wire.check_name(more[0])
+        return room.store.moderate(act, member, self.op_key(member), *more)
+
+    def set_topic(self, member, name, topic):
+        room = self.in_room(member, name)
+        head = _head(room.event("topic", by=member.name, topic=topic))
+        return self._moderate(member, name, "topic", topic, head).addCallback(
+            lambda _: None)
+
+    def kick(self, member, name, target, reason=None):
+        """
+        The node of the kicked member is told through its inbox and sends
+        it what a kick sends; nothing more to do here.
+        """
+        tail = _tail(wire.REASON_KICKED, reason, member.name)
+        return self._moderate(member, name, "kick", target, tail).addCallback(
+            lambda _: None)
+
+    def ban(self, member, name, target):
+        user = self.users.get(target.lower()) if isinstance(target, str) else None
+        address = "-" if user is None else self._address(user)
+        return self._moderate(member, name, "ban", target, address).addCallback(
+            lambda _: None)
+
+    def unban(self, member, name, target):
+        return self._moderate(member, name, "unban", target).addCallback(lambda _: None)
+
+    def make_op(self, member, name, target):
+        return self._moderate(member, name, "op", target).addCallback(lambda _: None)
+
+    # Direct messages.
+
+    def direct(self, member, to, text):
+        """
+        Send C{text} to the user called C{to} on whichever node: Redis
+        gives each session its dseq and puts the frames in the inboxes of
+        their nodes.
+        """
+        if not isinstance(to, str):
+            raise wire.ProtocolError(wire.BAD_FRAME, '"to" must be a name')
+        node = self.node
+        rest = wire.encode({"text": text, "time": self.clock.seconds()})[1:]
+        d = node.commands.eval(DIRECT, [node.keys["names"]], [
+            node.keys["prefix"], member.session, node.node, to.lower(), member.name,
+            rest, self.lobby.backlog.size or 1, node.session_ttl, INBOX_MAXLEN])
+        d.addErrback(node.as_unavailable)
+        d.addCallback(self._sent, to)
+        return d
+
+    def _sent(self, found, to):
+        if not int(found):
+            raise wire.ProtocolError(
+                wire.NO_SUCH_USER, "nobody called %s is online" % (to[:wire.NAME_MAX],))
+
+    def arrived(self, token, dseq, payload):
+        """
+        A direct frame for session C{token} came to this node's inbox.
+        """
+        held = self._resuming.get(token)
+        if held is not None:
+            held.append((dseq, payload))
+            return
+        member = self.member_of_session(token)
+        if member is None or dseq <= self._dseq.get(token, 0):
+            return  # gone (Redis keeps it for a resume), or replayed already
+        self._dseq[token] = dseq
+        member.deliver_direct(wire.frame(payload))
+
+    def dseq(self, token):
+        return self._dseq.get(token, 0)
+
+    def _session(self, token):
+        node = self.node
+        return node.commands.eval(SESSION, [
+            node.session_key(token, "rooms"), node.session_key(token, "dseq"),
+            node.session_key(token, "direct")], []).addErrback(node.as_unavailable)
+
+    def direct_after(self, member, last_dseq):
+        """
+        The session's direct frames after C{last_dseq}, from Redis.
+        """
+        return self._session(member.session).addCallback(self._direct_after, member, last_dseq)
+
+    def _direct_after(self, answer, member, last_dseq):
+        _, counter, kept = answer
+        counter = int(counter)
+        frames = []
+        for payload in kept:
+            dseq = int(payload[len(b'{"type":"direct","dseq":'):].split(b",", 1)[0])
+            frames.append((dseq, payload))
+        oldest = frames[0][0] if frames else counter + 1
+        after = [(dseq, payload) for dseq, payload in frames if dseq > last_dseq]
+        missing = oldest > last_dseq + 1 or last_dseq > counter
+        self._dseq[member.session] = max([last_dseq] + [dseq for dseq, _ in after])
+        return (b"".join(wire.frame(payload) for _, payload in after), len(after),
+                oldest if missing else None)
+
+    # Resuming on a new connection.
+
+    def resuming(self, token):
+        """
+        Session C{token} is being resumed here: hold its direct frames until
+        L{resume_over}.
+        """
+        self._resuming.setdefault(token, [])
+
+    def resume_over(self, member, token):
+        """
+        The resume of C{token} is answered (on C{member}, or failed: L{None}):
+        send the frames held meanwhile that it was not replayed.
+        """
+        held = self._resuming.pop(token, [])
+        if member is None:
+            return
+        for dseq, payload in held:
+            self.arrived(token, dseq, payload)
+
+    def resume_rooms(self, member, old):
+        """
+        Bring back the session's other rooms: those of C{old} here, or
+        those Redis lists for the session, entered again (taken over,
+        silently, from a node that lost the connection; joined again, if
+        its leave was announced).
+        """
+        if old is not None and old is not member:
+            return super().resume_rooms(member, old)
+        d = self._session(member.session)
+        d.addCallback(lambda answer: defer.gatherResults(
+            [self._enter_again(member, name.decode()) for name in sorted(answer[0])],
+            consumeErrors=True))
+        return d
+
+    def _enter_again(self, member, name):
+        room = self._local(name)
+        d = room.store.enter(
+            member, self._address(member), self.op_key(member), self.accounts,
+            not room.store.loaded)
+        d.addCallback(self._entered_again, member, room)
+        d.addErrback(self._not_entered_again, room)
+        return d
+
+    def _entered_again(self, answer, member, room):
+        status = int(answer[0])
+        if status < 0:
+            self._forget_if_empty(room)
+            return None, self._refusal(status, room), False
+        self._load(room, answer)
+        self._joined[member] = self._joined.get(member, ()) + (room,)
+        return room, None, True
+
+    def _not_entered_again(self, failure, room):
+        self._forget_if_empty(room)
+        failure.trap(wire.ProtocolError)
+        return None, failure.value, False

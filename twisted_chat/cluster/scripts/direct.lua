@@ -1,0 +1,27 @@
+-- A direct message.  KEYS[1] the lobby's names (every user).  ARGV[1] the
+-- key prefix, ARGV[2] the sender's token, ARGV[3] its node, ARGV[4] the
+-- receiver's name in lower case, ARGV[5] the sender's name, ARGV[6] the
+-- frame's members after "to", closing brace included, ARGV[7] how many
+-- frames a session keeps, ARGV[8] the session TTL, ARGV[9] a node inbox's
+-- MAXLEN.  Each session (the sender's, and the receiver's if another)
+-- takes its next dseq; its frame is kept in the session's list and goes
+-- to the inbox stream of the node that has the session (t=token, d=dseq,
+-- f=frame).  0: no such user; else 1.
+local entry = redis.call('HGET', KEYS[1], ARGV[4])
+if not entry then return 0 end
+local node, token, name = string.match(entry, '^(%S+) (%S+) (%S+)$')
+local function send(to_node, to_token)
+  local base = ARGV[1] .. 'session:' .. to_token
+  local dseq = redis.call('INCR', base .. ':dseq')
+  local frame = '{"type":"direct","dseq":' .. dseq .. ',"from":"' .. ARGV[5] ..
+                '","to":"' .. name .. '",' .. ARGV[6]
+  redis.call('RPUSH', base .. ':direct', frame)
+  redis.call('LTRIM', base .. ':direct', -tonumber(ARGV[7]), -1)
+  redis.call('EXPIRE', base .. ':dseq', ARGV[8])
+  redis.call('EXPIRE', base .. ':direct', ARGV[8])
+  redis.call('XADD', ARGV[1] .. 'inbox:' .. to_node, 'MAXLEN', '~', ARGV[9], '*',
+             't', to_token, 'd', dseq, 'f', frame)
+end
+send(ARGV[3], ARGV[2])
+if token ~= ARGV[2] then send(node, token) end
+return 1
