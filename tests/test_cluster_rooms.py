@@ -193,6 +193,43 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
         self.assertEqual((again["room"], again["seq"]), ("DEV", last))
 
     @defer.inlineCallbacks
+    def test_leave_the_lobby(self):
+        """
+        A user who leaves the lobby keeps its name on every node and can
+        still be sent direct messages; it can rename itself, come back,
+        and, gone, frees its name.
+        """
+        lobby_events = lambda client: [m for m in client.messages if "room" not in m
+                                       and m["type"] in ("join", "leave", "nick")]
+        yield self.joined(self.alice, "dev")
+        yield self.joined(self.bob, "dev")
+        send(self.alice, type="part", room="lobby", message="busy")
+        yield poll(lambda: any(m["type"] == "leave" for m in lobby_events(self.bob)))
+        leave = lobby_events(self.bob)[-1]
+        self.assertEqual((leave["name"], leave["reason"], leave["message"]),
+                         ("alice", "part", "busy"))
+        self.assertEqual(lobby_events(self.alice)[-1], leave)
+        send(self.alice, type="message", text="lobby?")
+        yield poll(lambda: errors(self.alice, wire.NOT_IN_ROOM))
+        send(self.bob, type="nick", name="ALICE")
+        yield poll(lambda: errors(self.bob, wire.NICK_TAKEN))
+        send(self.bob, type="message", to="alice", text="still there?")
+        yield poll(lambda: any(m["type"] == "direct" for m in self.alice.messages))
+        send(self.alice, type="nick", name="alicia")
+        yield poll(lambda: any(m["type"] == "nick" for m in of_room(self.alice, "dev")))
+        self.assertEqual([m for m in lobby_events(self.bob) if m.get("new") == "alicia"], [])
+        joined = yield self.joined(self.alice, "lobby")
+        self.assertEqual(joined["type"], "joined")
+        yield poll(lambda: lobby_events(self.bob)[-1]["type"] == "join")
+        self.assertEqual(lobby_events(self.bob)[-1]["name"], "alicia")
+        send(self.alice, type="part", room="lobby")
+        yield poll(lambda: lobby_events(self.bob)[-1]["type"] == "leave")
+        self.alice.transport.loseConnection()
+        yield poll(lambda: any(m["type"] == "leave" for m in of_room(self.bob, "dev")))
+        send(self.bob, type="nick", name="alicia")
+        yield poll(lambda: any(m.get("new") == "alicia" for m in lobby_events(self.bob)))
+
+    @defer.inlineCallbacks
     def test_nick_in_every_room(self):
         """
         A rename is announced in every room of the renamed user, on every
@@ -350,3 +387,119 @@ class RedisRestartRoomsTests(RoomsMixin, TestCase):
         send(ann, type="who", room="dev")
         who = yield ann.wait_for_type("who")
         self.assertEqual(who[0]["names"], ["ann", "bob"])
+
+
+class FakeCommands:
+    """
+    A node's command link that answers nothing (the test hands entries to
+    the node as its reader would).
+    """
+
+    protocol = object()
+
+    def eval(self, script, keys, args):
+        return defer.Deferred()
+
+    def call(self, *args):
+        return defer.Deferred()
+
+
+class InboxAndDepartureTests(TestCase):
+    """
+    What a node does with what it reads from its inbox and its rooms'
+    streams, without Redis: the order of a session's direct frames across a
+    resume, and the last event a parting member is sent.
+    """
+
+    def setUp(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.helpers.fakes import FakeClient
+        from twisted_chat import cluster
+
+        self.clock = MemoryReactorClock()
+        self.node = cluster.RedisStore(
+            self.clock, cluster.RedisAddress("redis://127.0.0.1:1/0"))
+        self.node.commands = FakeCommands()
+        self.rooms = self.node.rooms_type(self.clock, store=self.node)
+        self.ann = FakeClient("ann")
+        self.ann.session = "s-ann"
+        self.rooms.lobby.join(self.ann, 0)
+
+    def direct(self, dseq, text):
+        payload = wire.encode({"type": "direct", "dseq": dseq, "from": "bob", "to": "ann",
+                               "text": text, "time": 0})
+        self.node.inbox.deliver_entry(b"1-%d" % (dseq,), [
+            b"t", self.ann.session.encode(), b"d", b"%d" % (dseq,), b"f", payload])
+
+    def directs(self):
+        return [m["dseq"] for m in self.ann.events() if m["type"] == "direct"]
+
+    def test_held_while_resuming(self):
+        """
+        Direct frames that reach the node while the session is being
+        resumed wait for its replay, and those the replay had are not sent
+        twice.
+        """
+        self.rooms.resuming(self.ann.session)
+        self.direct(3, "during")
+        self.direct(4, "during too")
+        self.assertEqual(self.directs(), [])
+        # The replay (from Redis) had 1 to 3.
+        data, count, oldest = self.rooms._direct_after(
+            [[], b"3", [wire.encode({"type": "direct", "dseq": n, "from": "bob", "to": "ann",
+                                     "text": "x", "time": 0}) for n in (1, 2, 3)]],
+            self.ann, 0)
+        self.assertEqual((count, oldest), (3, None))
+        self.ann.deliver_direct(data)
+        self.rooms.resume_over(self.ann, self.ann.session)
+        self.assertEqual(self.directs(), [1, 2, 3, 4])
+        self.direct(4, "again")
+        self.direct(5, "later")
+        self.assertEqual(self.directs(), [5])
+
+    def test_missing_direct_frames_are_reported(self):
+        """
+        A resume from a dseq older than Redis keeps says which is the
+        oldest it has.
+        """
+        kept = [wire.encode({"type": "direct", "dseq": n, "from": "bob", "to": "ann",
+                             "text": "x", "time": 0}) for n in (5, 6)]
+        _, count, oldest = self.rooms._direct_after([[], b"6", kept], self.ann, 2)
+        self.assertEqual((count, oldest), (2, 5))
+
+    def test_parting_member_gets_its_leave_last(self):
+        """
+        A member parting a room is sent the room's events up to its own
+        leave, which comes back through the stream, and none after (here
+        the op event that names an heir).
+        """
+        from tests.helpers.fakes import FakeClient
+
+        from twisted_chat.cluster.rooms import RoomStore
+
+        room = self.rooms._local("dev")
+        room.store.loaded = True
+        bob = FakeClient("bob")
+        bob.session = "s-bob"
+        for member in (self.ann, bob):
+            self.rooms._joined[member] = (room,)
+            room.join(member, 0)
+        self.assertIsInstance(room.store, RoomStore)
+        self.rooms.part(self.ann, "dev")
+        with self.assertRaises(wire.ProtocolError):
+            self.rooms.in_room(self.ann, "dev")
+
+        def entry(seq, **event):
+            payload = wire.encode(dict({"type": event.pop("kind"), "room": "dev"}, **event,
+                                       seq=seq))
+            room.store.deliver_entry(b"%d-0" % (seq,), [b"f", payload])
+
+        self.ann.events()
+        entry(1, kind="message", **{"from": "bob", "text": "before"})
+        entry(2, kind="leave", name="ann", reason="part")
+        entry(3, kind="op", name="bob", by=None)
+        self.assertEqual([m["type"] for m in self.ann.events()], ["message", "leave"])
+        self.assertEqual([m["type"] for m in bob.events()][-3:], ["message", "leave", "op"])
+        self.assertNotIn(self.ann, room)
+        self.assertIn(bob, room)

@@ -60,7 +60,8 @@ class NodeLiveness:
         )
         d.addCallback(self._refreshed)
         d.addCallback(lambda _: store.commands.eval(
-            REAP, store.publish_keys(keys["nodes"], keys["positions"], keys["rooms"]),
+            REAP, store.publish_keys(
+                keys["nodes"], keys["positions"], keys["rooms"], keys["outside"]),
             [store.maxlen, store.presence_limit, store.node, keys["node"], store.session_ttl,
              keys["prefix"], "1" if store.rooms is not None and store.rooms.accounts else "0",
              EMPTIED_ROOM_TTL]))
@@ -76,7 +77,7 @@ class NodeLiveness:
         # that a join is announced before its user would be put back
         # silently below.
         store.send_waiting_presence()
-        if new and store.members():
+        if new and (store.members() or store.rooms and store.rooms.users.outside):
             # Redis lost us (it restarted empty, or we were silent so long
             # that the others took our users out): put them back, telling
             # the room only if it was told they left.
@@ -104,9 +105,12 @@ class NodeLiveness:
         store = self.store
         args = [store.maxlen, store.presence_limit, "1" if announce else "0",
                 store.keys["session"], store.session_ttl]
-        for client in store.members():
-            args += [client.name.lower(), store.entry(client), client.name, client.session]
-        d = store.commands.eval(RESTORE, store.publish_keys(), args)
+        outside = [] if store.rooms is None else list(store.rooms.users.outside.values())
+        for client, lobby in [(c, "1") for c in store.members()] + [
+                (c, "0") for c in outside]:
+            args += [client.name.lower(), store.entry(client), client.name, client.session,
+                     lobby]
+        d = store.commands.eval(RESTORE, store.publish_keys(store.keys["outside"]), args)
         d.addCallback(self._restored)
         d.addErrback(self.failed)
 

@@ -46,6 +46,8 @@ POSITION = read("position")
 JOIN = _publishing("join")
 #: A member leaves: its name is freed, and (maybe) a leave event.
 LEAVE = _publishing("leave")
+#: A member leaves the lobby, keeping its name.
+LOBBY_PART = _publishing("lobby_part")
 #: A nick change.
 RENAME = _publishing("rename")
 #: A session resumed on this node.
@@ -85,6 +87,7 @@ SCRIPTS = {
     "position": POSITION,
     "join": JOIN,
     "leave": LEAVE,
+    "lobby_part": LOBBY_PART,
     "rename": RENAME,
     "resume": RESUME,
     "reap": REAP,

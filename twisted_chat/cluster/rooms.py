@@ -227,7 +227,7 @@ class RoomStore:
             node.maxlen, act, op_key, room.presence_limit,
             "1" if node.rooms.accounts else "0", EMPTIED_ROOM_TTL, room.name,
             node.keys["prefix"], INBOX_MAXLEN, member.name,
-        ] + list(more), [node.keys["names"]])
+        ] + list(more), [node.keys["names"], node.keys["outside"]])
         d.addCallback(self._moderated, more)
         return d
 
@@ -274,12 +274,8 @@ class RoomStore:
         if payload.startswith(b'{"type":"topic"'):
             room.topic = wire.decode(payload).get("topic", "")
         self.node.hand_over(room, seq, payload)
-        if payload.startswith(b'{"type":"leave"') and room.seq == seq:
-            event = wire.decode(payload)
-            member = room.member(event.get("name", ""))
-            if member is not None and event.get("reason") in _GONE_FOR_GOOD:
-                # Its part, or a kick: this is its last event of the room.
-                self.node.rooms.departed(member, room)
+        if payload.startswith(b'{"type":"leave"'):
+            self.node.rooms.left(room, seq, payload)
 
     def events_read(self):
         """
@@ -338,6 +334,10 @@ class SharedRooms(Rooms):
         is loaded here if it is this node's first member of it.
         """
         key = name.lower()
+        if any(room.key == key for room in self._departing.get(member, ())):
+            raise wire.ProtocolError(
+                wire.UNAVAILABLE, "you are still leaving %s; try again" % (name,),
+                **about(name))
         mine = self.rooms_of(member)
         if key == self.lobby.key or any(room.key == key for room in mine):
             return super().enter(member, name, announce)
@@ -432,10 +432,11 @@ class SharedRooms(Rooms):
         C{member} leaves the room called C{name}: in Redis first; it is
         sent the room's events up to its own leave.
         """
-        if name.lower() == self.lobby.key:
-            raise wire.ProtocolError(
-                wire.UNAVAILABLE, "the lobby cannot be left on a cluster node")
         room = self.in_room(member, name)
+        if room.lobby:
+            # Its name stays taken: Redis moves it to the users outside.
+            self.users.outside[member.name.lower()] = member
+            self._departing.setdefault(member, set()).add(room)
         self._forget_membership(member, room)
         d = room.store.part(member, message)
         d.addCallbacks(self._parted, self._part_failed,
@@ -459,8 +460,40 @@ class SharedRooms(Rooms):
             self.departed(member, room)
 
     def _part_failed(self, failure, member, room):
-        self._joined[member] = self._joined.get(member, ()) + (room,)
+        if room.lobby:
+            self._departing.get(member, set()).discard(room)
+            if self.users.outside.get(member.name.lower()) is member:
+                del self.users.outside[member.name.lower()]
+        else:
+            self._joined[member] = self._joined.get(member, ()) + (room,)
         return failure
+
+    def in_room(self, member, name):
+        room = super().in_room(member, name)
+        if room.lobby and room in self._departing.get(member, ()):
+            raise wire.ProtocolError(wire.NOT_IN_ROOM, "you are not in %s" % (name,))
+        return room
+
+    def left(self, room, seq, payload):
+        """
+        C{room} delivered event C{seq}, a leave: if it is a part or a kick
+        of a member of this node, that was its last event of the room, and
+        it goes (unless it joined the room again since its part).
+        """
+        if room.seq != seq:
+            return
+        event = wire.decode(payload)
+        reason = event.get("reason")
+        member = room.member(event.get("name", ""))
+        if member is None or reason not in _GONE_FOR_GOOD:
+            return
+        if reason == wire.REASON_PART:
+            if room.lobby:
+                if room not in self._departing.get(member, ()):
+                    return
+            elif room in self._joined.get(member, ()):
+                return
+        self.departed(member, room)
 
     def departed(self, member, room):
         """
@@ -478,9 +511,13 @@ class SharedRooms(Rooms):
         self._forget_if_empty(room)
 
     def leave(self, member, reason, message=None):
+        if member not in self.lobby:
+            # Outside the lobby: its name is freed all the same.
+            self.node.leave(member, reason, message, self.lobby.closing)
         for room in self._departing.pop(member, ()):
-            room.depart(member)
-            self._forget_if_empty(room)
+            if not room.lobby:
+                room.depart(member)
+                self._forget_if_empty(room)
         if self.lobby.by_session(member.session) in (None, member):
             self._dseq.pop(member.session, None)
         return super().leave(member, reason, message)
@@ -501,6 +538,19 @@ class SharedRooms(Rooms):
             member.parted(room, room.seq)
 
     # What members do.
+
+    def _rename_outside_lobby(self, member, new_name):
+        """
+        A user outside the lobby takes the name in Redis (nothing to
+        announce in the lobby).
+        """
+        try:
+            wire.check_nick(new_name)
+        except wire.ProtocolError:
+            return defer.fail()
+        d = self.node.rename(member, new_name)
+        d.addCallback(lambda _: setattr(member, "name", new_name))
+        return d
 
     def names(self, name):
         """
@@ -602,7 +652,7 @@ class SharedRooms(Rooms):
             raise wire.ProtocolError(wire.BAD_FRAME, '"to" must be a name')
         node = self.node
         rest = wire.encode({"text": text, "time": self.clock.seconds()})[1:]
-        d = node.commands.eval(DIRECT, [node.keys["names"]], [
+        d = node.commands.eval(DIRECT, [node.keys["names"], node.keys["outside"]], [
             node.keys["prefix"], member.session, node.node, to.lower(), member.name,
             rest, self.lobby.backlog.size or 1, node.session_ttl, INBOX_MAXLEN])
         d.addErrback(node.as_unavailable)

@@ -18,7 +18,17 @@ from zope.interface import implementer
 from twisted_chat import wire
 from twisted_chat.cluster.link import RedisLink, unavailable
 from twisted_chat.cluster.liveness import NodeLiveness
-from twisted_chat.cluster.lua import JOIN, LEAVE, LOAD, POSITION, PUBLISH, RENAME, RESUME, SEED
+from twisted_chat.cluster.lua import (
+    JOIN,
+    LEAVE,
+    LOAD,
+    LOBBY_PART,
+    POSITION,
+    PUBLISH,
+    RENAME,
+    RESUME,
+    SEED,
+)
 from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq
 from twisted_chat.cluster.rooms import INBOX_MAXLEN, SharedRooms
 from twisted_chat.room.interfaces import IRoomStore
@@ -98,6 +108,7 @@ class RedisStore:
             "seq": prefix + "seq",
             "stream": prefix + "events",
             "names": prefix + "names",
+            "outside": prefix + "outside",
             "nodes": prefix + "nodes",
             "node": prefix + "node:",
             "session": prefix + "session:",
@@ -270,6 +281,8 @@ class RedisStore:
         payload = entry_payload(fields)
         if seq is not None and payload is not None:
             self.deliver_event(seq, payload)
+            if payload.startswith(b'{"type":"leave"') and self.rooms is not None:
+                self.rooms.left(self.room, seq, payload)
 
     def deliver_event(self, seq, payload):
         """
@@ -331,7 +344,8 @@ class RedisStore:
         return [keys["seq"], keys["stream"], keys["names"]] + list(more)
 
     def _session_keys(self, client, token=None):
-        return self.publish_keys(self.keys["session"] + (token or client.session))
+        return self.publish_keys(
+            self.keys["session"] + (token or client.session), self.keys["outside"])
 
     def _owner(self, client):
         return "%s %s" % (self.node, client.session)
@@ -424,6 +438,22 @@ class RedisStore:
         C{head}.
         """
         return [self.maxlen, head, int(self.maxlen * BEHIND_FRACTION), STALE_POSITION]
+
+    def part(self, client, message):
+        """
+        C{client} leaves the lobby, keeping its name (L{LOBBY_PART}).
+
+        @return: a Deferred of its leave event's seq (0: not announced).
+        """
+        tail = {"reason": wire.REASON_PART}
+        if message is not None:
+            tail["message"] = message
+        d = self.commands.eval(
+            LOBBY_PART, self._session_keys(client),
+            [self.maxlen, self.presence_limit, self._owner(client),
+             wire.encode(tail)[1:-1]])
+        d.addCallback(lambda seq: max(int(seq), 0))
+        return d.addErrback(self.as_unavailable)
 
     def publish(self, event):
         """

@@ -1,4 +1,5 @@
--- A direct message.  KEYS[1] the lobby's names (every user).  ARGV[1] the
+-- A direct message.  KEYS[1] the lobby's names, KEYS[2] the names of users
+-- outside the lobby.  ARGV[1] the
 -- key prefix, ARGV[2] the sender's token, ARGV[3] its node, ARGV[4] the
 -- receiver's name in lower case, ARGV[5] the sender's name, ARGV[6] the
 -- frame's members after "to", closing brace included, ARGV[7] how many
@@ -7,7 +8,7 @@
 -- takes its next dseq; its frame is kept in the session's list and goes
 -- to the inbox stream of the node that has the session (t=token, d=dseq,
 -- f=frame).  0: no such user; else 1.
-local entry = redis.call('HGET', KEYS[1], ARGV[4])
+local entry = redis.call('HGET', KEYS[1], ARGV[4]) or redis.call('HGET', KEYS[2], ARGV[4])
 if not entry then return 0 end
 local node, token, name = string.match(entry, '^(%S+) (%S+) (%S+)$')
 local function send(to_node, to_token)

@@ -1,5 +1,5 @@
 -- KEYS[3] names, KEYS[4] the set of nodes, KEYS[5] positions, KEYS[6] the
--- registry of rooms.  ARGV[2] presence limit, ARGV[3] this node, ARGV[4]
+-- registry of rooms, KEYS[7] the names of users outside the lobby.  ARGV[2] presence limit, ARGV[3] this node, ARGV[4]
 -- the liveness key prefix, ARGV[5] how long a reaped mark stays, ARGV[6]
 -- the key prefix, ARGV[7] '1' with accounts, ARGV[8] how long an emptied
 -- room's counter stays.  Every node whose liveness key has expired is
@@ -24,6 +24,13 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
           publish('{"type":"leave","name":"' .. name .. '","reason":"timeout","seq":')
         end
         size = size - 1
+        left = left + 1
+      end
+    end
+    local outside = redis.call('HGETALL', KEYS[7])
+    for i = 1, #outside, 2 do
+      if string.match(outside[i + 1], '^(%S+) ') == node then
+        redis.call('HDEL', KEYS[7], outside[i])
         left = left + 1
       end
     end

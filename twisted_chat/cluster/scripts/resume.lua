@@ -1,17 +1,21 @@
--- KEYS[3] names, KEYS[4] session.  ARGV[2] presence limit, ARGV[3] node,
--- ARGV[4] token, ARGV[5] a guest name, ARGV[6] session TTL.
+-- KEYS[3] names, KEYS[4] session, KEYS[5] the names of users outside the
+-- lobby.  ARGV[2] presence limit, ARGV[3] node, ARGV[4] token, ARGV[5] a
+-- guest name, ARGV[6] session TTL.  A resumed session is in the lobby.
 -- {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
 need_seq()
 local name = redis.call('GET', KEYS[4])
 if not name then return {0} end
 local lower = string.lower(name)
 local entry = redis.call('HGET', KEYS[3], lower)
-if entry then
-  local _, token = string.match(entry, '^(%S+) (%S+) ')
-  if token == ARGV[4] then
-    redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
-    return {1, name}
-  end
+local outside = redis.call('HGET', KEYS[5], lower)
+local function token_of(e) return select(2, string.match(e, '^(%S+) (%S+) ')) end
+if entry and token_of(entry) == ARGV[4] then
+  redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+  return {1, name}
+end
+if outside and token_of(outside) == ARGV[4] then
+  redis.call('HDEL', KEYS[5], lower)
+elseif entry or outside then
   name = ARGV[5]
   lower = string.lower(name)
 end

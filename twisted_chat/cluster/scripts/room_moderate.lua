@@ -1,5 +1,6 @@
 -- An operator's act in a room other than the lobby.  KEYS[1..7] the room,
--- KEYS[8] the registry of rooms, KEYS[9] the lobby's names (every user).
+-- KEYS[8] the registry of rooms, KEYS[9] the lobby's names, KEYS[10] the
+-- names of users outside the lobby.
 -- ARGV[2] the act (topic, op, kick, ban, unban), ARGV[3] the actor's
 -- operator key, ARGV[4] presence limit, ARGV[5] '1' with accounts, ARGV[6]
 -- how long an emptied room's counter stays, ARGV[7] the room's name,
@@ -54,7 +55,7 @@ end
 local name = ARGV[11]
 local hosts = {}
 if ARGV[12] ~= '-' then table.insert(hosts, ARGV[12]) end
-local user = redis.call('HGET', KEYS[9], lower)
+local user = redis.call('HGET', KEYS[9], lower) or redis.call('HGET', KEYS[10], lower)
 if user then name = string.match(user, '^%S+ %S+ (%S+)$') end
 if entry then
   local _, _, _, host, n = parse_member(entry)
