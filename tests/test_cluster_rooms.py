@@ -503,3 +503,37 @@ class InboxAndDepartureTests(TestCase):
         self.assertEqual([m["type"] for m in bob.events()][-3:], ["message", "leave", "op"])
         self.assertNotIn(self.ann, room)
         self.assertIn(bob, room)
+
+
+class AccountsOnTwoNodesTests(RoomsMixin, TestCase):
+    """
+    One account, two nodes.
+    """
+
+    @defer.inlineCallbacks
+    def test_logged_in_once(self):
+        """
+        An account logged in on one node cannot log in on the other: the
+        second connection is told nick_taken and closed; the first stays.
+        """
+        from tests.helpers.processes import temp_file
+        from twisted_chat import accounts
+
+        path = temp_file(self, "alice:%s\n" % (accounts.hash_password("pw"),))
+        portal = accounts.portal(
+            accounts.AuthFile(path), run=lambda f, *a: defer.maybeDeferred(f, *a))
+        redis = yield self.start_redis()
+        nodes = []
+        for _ in range(2):
+            nodes.append((yield self.start_node(
+                redis, portal=portal, allow_plaintext_login=True)))
+        login = wire.encode({"type": "login", "name": "alice", "password": "pw"})
+        first = yield self.raw_client(nodes[0].port, login)
+        yield first.wait_for_type("logged_in")
+        yield poll(lambda: any(m.get("name") == "alice" and m["type"] == "join"
+                               for m in first.messages))
+        second = yield self.raw_client(nodes[1].port, login)
+        yield second.lost
+        self.assertIn(wire.NICK_TAKEN, [m.get("code") for m in second.messages])
+        send(first, type="message", text="still me")
+        yield poll(lambda: any(m.get("text") == "still me" for m in first.messages))

@@ -593,7 +593,16 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         """
         self.state = move(self.state, JOINED)
         self._join_call = cancelled(self._join_call)
-        self.factory.rooms.enter_lobby(self, self._welcome_seq).addErrback(self._refused)
+        self.factory.rooms.enter_lobby(self, self._welcome_seq).addErrback(self._not_entered)
+
+    def _not_entered(self, failure):
+        """
+        The store refused the client's name (with accounts, the account is
+        logged in on another node of a cluster): it is told, and closed.
+        """
+        self._refused(failure)
+        if failure.check(wire.ProtocolError) and failure.value.code == wire.NICK_TAKEN:
+            self.close(wire.REASON_ERROR)
 
     def _read_after(self, d):
         """

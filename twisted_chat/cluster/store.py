@@ -393,8 +393,7 @@ class RedisStore:
             self._waiting.append((script, keys, args))
             return defer.succeed(None)
         d = self.commands.eval(script, keys, args)
-        d.addCallbacks(lambda _: None, self._presence_failed,
-                       errbackArgs=(script, keys, args))
+        d.addErrback(self._presence_failed, script, keys, args)
         return d
 
     def _presence_failed(self, failure, script, keys, args):
@@ -410,10 +409,18 @@ class RedisStore:
         The script registers the name and decides on presence; while Redis
         is away it waits.  (L{IRoomStore}.)
         """
-        return self.presence_op(
+        d = self.presence_op(
             JOIN, self._session_keys(client),
             [self.maxlen, self.presence_limit, client.name.lower(),
              self.entry(client), client.name, SESSION_TTL])
+        return d.addCallback(self._join_answered, client)
+
+    def _join_answered(self, result, client):
+        if result == -1:
+            # Another node's user has the name: the same account logged in
+            # there (guest names differ from node to node).
+            raise wire.ProtocolError(
+                wire.NICK_TAKEN, "%s is already logged in on another node" % (client.name,))
 
     def leave(self, client, reason, message, quietly):
         """
