@@ -230,6 +230,19 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
         yield poll(lambda: any(m.get("new") == "alicia" for m in lobby_events(self.bob)))
 
     @defer.inlineCallbacks
+    def test_direct_to_a_user_in_no_room(self):
+        """
+        A user who left every room, the lobby too, is still on the server:
+        direct messages from the other node reach it, and it can send.
+        """
+        send(self.alice, type="part", room="lobby")
+        yield poll(lambda: any(m["type"] == "leave" for m in self.bob.messages))
+        send(self.bob, type="message", to="alice", text="anyone?")
+        yield poll(lambda: any(m["type"] == "direct" for m in self.alice.messages))
+        send(self.alice, type="message", to="bob", text="here")
+        yield poll(lambda: any(m.get("text") == "here" for m in self.bob.messages))
+
+    @defer.inlineCallbacks
     def test_nick_in_every_room(self):
         """
         A rename is announced in every room of the renamed user, on every

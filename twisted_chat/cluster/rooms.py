@@ -664,15 +664,18 @@ class SharedRooms(Rooms):
             raise wire.ProtocolError(
                 wire.NO_SUCH_USER, "nobody called %s is online" % (to[:wire.NAME_MAX],))
 
-    def arrived(self, token, dseq, payload):
+    def arrived(self, token, dseq, payload, name=""):
         """
-        A direct frame for session C{token} came to this node's inbox.
+        A direct frame for session C{token} (called C{name} when it was
+        sent) came to this node's inbox.
         """
         held = self._resuming.get(token)
         if held is not None:
-            held.append((dseq, payload))
+            held.append((dseq, payload, name))
             return
-        member = self.member_of_session(token)
+        member = self.users.get(name.lower())
+        if member is None or member.session != token:
+            member = self.member_of_session(token)
         if member is None or dseq <= self._dseq.get(token, 0):
             return  # gone (Redis keeps it for a resume), or replayed already
         self._dseq[token] = dseq
@@ -724,8 +727,8 @@ class SharedRooms(Rooms):
         held = self._resuming.pop(token, [])
         if member is None:
             return
-        for dseq, payload in held:
-            self.arrived(token, dseq, payload)
+        for dseq, payload, name in held:
+            self.arrived(token, dseq, payload, name)
 
     def resume_rooms(self, member, old):
         """

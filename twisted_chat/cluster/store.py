@@ -544,7 +544,7 @@ class _ClusterService(MultiService):
 class _Inbox:
     """
     The node's inbox stream, read with its rooms: direct frames for its
-    sessions (C{t} token, C{d} dseq, C{f} frame), notices of kicks (C{k}
+    sessions (C{t} token, C{d} dseq, C{n} name, C{f} frame), notices of kicks (C{k}
     kick, C{t}, C{r} room, C{s} the leave's seq), and entries that only
     wake the reader.
     """
@@ -561,7 +561,8 @@ class _Inbox:
         if entry.get(b"k") == b"kick":
             rooms.kicked(token.decode(), entry[b"r"].decode(), int(entry[b"s"]))
         elif b"f" in entry:
-            rooms.arrived(token.decode(), int(entry[b"d"]), entry[b"f"])
+            rooms.arrived(token.decode(), int(entry[b"d"]), entry[b"f"],
+                          entry.get(b"n", b"").decode())
 
     def events_read(self):
         pass

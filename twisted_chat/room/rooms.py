@@ -670,7 +670,8 @@ class Rooms:
         The user whose session is C{token}, if it is connected here.
         """
         return self.lobby.by_session(token) or next(
-            (m for m in self._joined if m.session == token), None)
+            (m for m in list(self._joined) + list(self.users.outside.values())
+             if m.session == token), None)
 
     def close(self):
         """

@@ -7,11 +7,11 @@
 -- MAXLEN.  Each session (the sender's, and the receiver's if another)
 -- takes its next dseq; its frame is kept in the session's list and goes
 -- to the inbox stream of the node that has the session (t=token, d=dseq,
--- f=frame).  0: no such user; else 1.
+-- n=the session's name, f=frame).  0: no such user; else 1.
 local entry = redis.call('HGET', KEYS[1], ARGV[4]) or redis.call('HGET', KEYS[2], ARGV[4])
 if not entry then return 0 end
 local node, token, name = string.match(entry, '^(%S+) (%S+) (%S+)$')
-local function send(to_node, to_token)
+local function send(to_node, to_token, to_name)
   local base = ARGV[1] .. 'session:' .. to_token
   local dseq = redis.call('INCR', base .. ':dseq')
   local frame = '{"type":"direct","dseq":' .. dseq .. ',"from":"' .. ARGV[5] ..
@@ -21,8 +21,8 @@ local function send(to_node, to_token)
   redis.call('EXPIRE', base .. ':dseq', ARGV[8])
   redis.call('EXPIRE', base .. ':direct', ARGV[8])
   redis.call('XADD', ARGV[1] .. 'inbox:' .. to_node, 'MAXLEN', '~', ARGV[9], '*',
-             't', to_token, 'd', dseq, 'f', frame)
+             't', to_token, 'd', dseq, 'n', to_name, 'f', frame)
 end
-send(ARGV[3], ARGV[2])
-if token ~= ARGV[2] then send(node, token) end
+send(ARGV[3], ARGV[2], ARGV[5])
+if token ~= ARGV[2] then send(node, token, name) end
 return 1
