@@ -243,6 +243,55 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
         yield poll(lambda: any(m.get("text") == "here" for m in self.bob.messages))
 
     @defer.inlineCallbacks
+    def test_resume_on_the_same_node(self):
+        """
+        A session resumed on its own node while its old connection is still
+        open (half-open) keeps its name and rooms: nobody sees it leave, and
+        direct messages reach the new connection.
+        """
+        yield self.joined(self.bob, "dev")
+        yield self.joined(self.alice, "dev")
+        welcome = self.bob.messages[0]
+        seen = of_room(self.bob, "dev")[-1]["seq"]
+        lobby_seen = [m for m in self.bob.messages if "seq" in m and "room" not in m
+                      and m["type"] != "welcome"][-1]["seq"]
+        back = yield self.raw_client(self.b.port, wire.encode({
+            "type": "resume", "session": welcome["session"], "last_seq": lobby_seen,
+            "rooms": {"dev": seen}, "last_dseq": 0}))
+        yield back.wait_for_type("resumed")
+        yield self.bob.lost
+        send(self.alice, type="message", to="bob", text="same node")
+        yield poll(lambda: any(m.get("text") == "same node" for m in back.messages))
+        send(self.alice, type="message", room="dev", text="still in dev?")
+        yield poll(lambda: "still in dev?" in texts(back, "dev"))
+        send(self.alice, type="who")
+        who = yield self.alice.wait_for_type("who")
+        self.assertIn("bob", who[0]["names"])
+        self.assertEqual([m for m in self.alice.messages if m["type"] == "leave"], [])
+
+    @defer.inlineCallbacks
+    def test_session_kept_while_connected(self):
+        """
+        A session's keys in Redis (its name, rooms, direct messages) do not
+        expire while it is connected, however long; they do once its
+        connection has ended, for a resume within the session TTL.
+        """
+        yield self.joined(self.bob, "dev")
+        send(self.alice, type="message", to="bob", text="hi")
+        yield poll(lambda: any(m["type"] == "direct" for m in self.bob.messages))
+        token = self.bob.messages[0]["session"]
+        commands = self.a.room.store.commands
+        keys = ["twisted-chat:session:" + token + part
+                for part in ("", ":rooms", ":dseq", ":direct")]
+        ttls = yield defer.gatherResults([commands.call("TTL", key) for key in keys])
+        self.assertEqual(ttls, [-1, -1, -1, -1])
+        self.bob.transport.loseConnection()
+        yield poll(lambda: any(m["type"] == "leave" for m in self.alice.messages))
+        ttls = yield defer.gatherResults([commands.call("TTL", key) for key in keys])
+        for ttl in ttls:
+            self.assertTrue(0 < int(ttl) <= self.a.room.store.session_ttl, ttls)
+
+    @defer.inlineCallbacks
     def test_nick_in_every_room(self):
         """
         A rename is announced in every room of the renamed user, on every
@@ -367,6 +416,44 @@ class NodeCrashRoomsTests(RoomsMixin, TestCase):
         self.assertEqual(of_room(watchers[0], "y")[-3:], of_room(watchers[1], "y")[-3:])
 
 
+    @defer.inlineCallbacks
+    def test_stdio_client_resumes_its_rooms(self):
+        """
+        The stdio client with --reconnect, in a room on a node that is
+        killed, resumes on another node: the room's messages and the direct
+        messages it missed are replayed, and the room sees no leave.
+        """
+        from tests.helpers.processes import exit_status
+
+        redis = yield self.start_redis()
+        b = yield self.start_node(redis, node_timeout=4.0)
+        node, a_port = yield self.spawn_twistd(
+            "--redis", self.redis_url(redis), "--node-timeout", "4")
+        yield node.wait_for(rb"joined the room")
+        watcher = yield self.user(b, "watcher")
+        yield self.joined(watcher, "dev")
+        mover = self.spawn_client(
+            a_port, "--reconnect", "--name", "mover",
+            "--server", "127.0.0.1:%d" % (a_port,), "--server", "127.0.0.1:%d" % (b.port,))
+        yield mover.wait_for(rb"is now mover")
+        mover.transport.write(b"/join dev\n")
+        yield mover.wait_for(rb"you joined #dev")
+        yield poll(lambda: any(m.get("name") == "mover" for m in of_room(watcher, "dev")))
+        yield self.kill(node)
+        send(watcher, type="message", room="dev", text="while moving")
+        send(watcher, type="message", to="mover", text="psst")
+        yield mover.wait_for(rb"missed events replayed")
+        out = mover.out.decode()
+        self.assertIn("> watcher: while moving", out)
+        self.assertIn("*watcher* psst", out)
+        mover.transport.write(b"back\n")
+        yield poll(lambda: "back" in texts(watcher, "dev"))
+        self.assertEqual(of_room(watcher, "dev", ("leave",)), [])
+        mover.transport.closeStdin()
+        reason = yield mover.ended
+        self.assertEqual(exit_status(reason), (0, None))
+
+
 class RedisRestartRoomsTests(RoomsMixin, TestCase):
     """
     Redis comes back empty.
@@ -404,17 +491,28 @@ class RedisRestartRoomsTests(RoomsMixin, TestCase):
 
 class FakeCommands:
     """
-    A node's command link that answers nothing (the test hands entries to
-    the node as its reader would).
+    A node's command link whose answers the test gives, when it likes (the
+    test hands stream entries to the node as its reader would).
     """
 
     protocol = object()
 
+    def __init__(self):
+        self.calls = []
+
     def eval(self, script, keys, args):
-        return defer.Deferred()
+        d = defer.Deferred()
+        self.calls.append((script, keys, args, d))
+        return d
 
     def call(self, *args):
         return defer.Deferred()
+
+    def last(self, script):
+        """
+        The Deferred of the last call of C{script}.
+        """
+        return [d for s, _, _, d in self.calls if s is script][-1]
 
 
 class InboxAndDepartureTests(TestCase):
@@ -550,3 +648,102 @@ class AccountsOnTwoNodesTests(RoomsMixin, TestCase):
         self.assertIn(wire.NICK_TAKEN, [m.get("code") for m in second.messages])
         send(first, type="message", text="still me")
         yield poll(lambda: any(m.get("text") == "still me" for m in first.messages))
+
+
+class EnteringTests(TestCase):
+    """
+    Entering a room while Redis answers, without Redis.
+    """
+
+    def setUp(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.helpers.fakes import FakeClient
+        from twisted_chat import cluster
+
+        self.cluster = cluster
+        self.clock = MemoryReactorClock()
+        self.node = cluster.RedisStore(
+            self.clock, cluster.RedisAddress("redis://127.0.0.1:1/0"))
+        self.node.commands = FakeCommands()
+        self.rooms = self.node.rooms_type(self.clock, store=self.node)
+        self.members = []
+        for name in ("ann", "bob"):
+            member = FakeClient(name)
+            member.session = "s-" + name
+            self.rooms.enter_lobby(member, 0)
+            self.members.append(member)
+        self.ann, self.bob = self.members
+        self.announced = []
+
+    def enter(self, member, room="dev"):
+        d = self.rooms.enter(
+            member, room, lambda room, already, seq: self.announced.append(
+                (member.name, already, seq)))
+        return d, self.node.commands.calls[-1][3]
+
+    def answer(self, d, status=1, before=0, count=1):
+        d.callback([status, before, count, b"", b"dev", []])
+
+    def test_connection_ends_while_entering(self):
+        """
+        A member whose connection ends before Redis lets it in is taken out
+        again once Redis answers, and is not left in the node's room.
+        """
+        from twisted_chat.cluster.lua import ROOM_LEAVE
+
+        entered, redis = self.enter(self.ann)
+        self.rooms.leave(self.ann, wire.REASON_RESET)
+        self.answer(redis)
+        self.assertIsNone(self.successResultOf(entered))
+        self.assertIs(self.node.commands.calls[-1][0], ROOM_LEAVE)
+        self.assertIsNone(self.rooms.get("dev"))
+        self.assertEqual(self.rooms.rooms_of(self.ann), [])
+        self.assertEqual(self.announced, [])
+
+    def test_last_member_leaves_while_another_enters(self):
+        """
+        The node keeps a room its last member leaves while another of its
+        members is entering it: that one is in the room and its stream is
+        read.
+        """
+        first, redis = self.enter(self.ann)
+        self.answer(redis)
+        room = self.successResultOf(first)[0]
+        second, redis = self.enter(self.bob)
+        self.rooms.leave(self.ann, wire.REASON_QUIT)
+        self.assertIs(self.rooms.get("dev"), room)
+        self.answer(redis, before=2, count=1)
+        self.assertEqual(self.successResultOf(second), (room, False))
+        self.assertIn(self.bob, room)
+        self.assertIn(room.store.keys[1].encode(), self.node.reader.streams)
+
+    def test_two_joins_of_one_room(self):
+        """
+        A second join of a room sent before the first is answered is
+        answered as a join of a room one is in: one membership, two joined.
+        """
+        first, redis = self.enter(self.ann)
+        second = self.rooms.enter(
+            self.ann, "DEV", lambda room, already, seq: self.announced.append(
+                ("ann", already, seq)))
+        self.assertNoResult(second)
+        self.answer(redis)
+        room = self.successResultOf(first)[0]
+        self.assertEqual(self.successResultOf(second), (room, True))
+        self.assertEqual(self.announced, [("ann", False, 0), ("ann", True, 0)])
+        self.assertEqual(self.rooms.rooms_of(self.ann), [self.rooms.lobby, room])
+
+    def test_no_nick_while_leaving(self):
+        """
+        A member on its way out of a room (its leave not yet read back)
+        cannot rename itself: its leave carries the name it has.
+        """
+        first, redis = self.enter(self.ann)
+        self.answer(redis)
+        self.rooms.part(self.ann, "dev")
+        failure = self.failureResultOf(self.rooms.rename(self.ann, "anna"))
+        self.assertEqual(failure.value.code, wire.UNAVAILABLE)
+        join_again = self.failureResultOf(defer.maybeDeferred(
+            self.rooms.enter, self.ann, "dev", lambda *a: None))
+        self.assertEqual(join_again.value.code, wire.UNAVAILABLE)

@@ -792,6 +792,7 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         for room, refusal, rejoin in back:
             if refusal is not None:
                 self.send_error(refusal)
+            if room is None:
                 continue
             counts.append((room, self._resume_room(room, wanted, rejoin)))
 

@@ -104,7 +104,7 @@ class NodeLiveness:
         """
         store = self.store
         args = [store.maxlen, store.presence_limit, "1" if announce else "0",
-                store.keys["session"], store.session_ttl]
+                store.keys["session"]]
         outside = [] if store.rooms is None else list(store.rooms.users.outside.values())
         for client, lobby in [(c, "1") for c in store.members()] + [
                 (c, "0") for c in outside]:

@@ -109,13 +109,14 @@ class StreamReader:
     def _read(self, protocol):
         if self.link.protocol is not protocol or not self.streams:
             return
-        keys = list(self.streams)
+        asked = dict(self.streams)
+        keys = list(asked)
         d = self.link.call(
             "XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS,
-            "STREAMS", *(keys + [self.streams[key][0] for key in keys]),
+            "STREAMS", *(keys + [asked[key][0] for key in keys]),
         )
         self._reading = d
-        d.addCallback(self._got_entries)
+        d.addCallback(self._got_entries, asked)
         d.addCallback(lambda _: self._read(protocol))
         d.addErrback(self._read_failed, protocol)
 
@@ -130,7 +131,7 @@ class StreamReader:
         if protocol.transport is not None:
             protocol.transport.abortConnection()
 
-    def _got_entries(self, reply):
+    def _got_entries(self, reply, asked):
         self._reading = None
         if not reply:
             return
@@ -138,8 +139,8 @@ class StreamReader:
         with self.batch():
             for key, entries in reply:
                 stream = self.streams.get(key)
-                if stream is None or not entries:
-                    continue  # removed meanwhile
+                if stream is None or stream is not asked.get(key) or not entries:
+                    continue  # removed (and maybe added again) meanwhile
                 sink = stream[1]
                 for entry_id, fields in entries:
                     stream[0] = entry_id

@@ -109,6 +109,8 @@ class RoomStore:
         self.room = None
         self.room_count = 0
         self.loaded = False
+        # Those waiting for a member's entering to be answered.
+        self._waiting = {}
         prefix = "%s{%s}:" % (node.keys["prefix"], name.lower())
         self.keys = [prefix + role for role in ROOM_ROLES] + [node.keys["rooms"]]
 
@@ -129,6 +131,19 @@ class RoomStore:
         d = self.node.commands.eval(script, self.keys + list(more), args)
         return d.addErrback(self.node.as_unavailable)
 
+    def entered(self, member):
+        """
+        A Deferred that fires once Redis has answered C{member}'s entering
+        of the room.
+        """
+        d = defer.Deferred()
+        self._waiting.setdefault(member, []).append(d)
+        return d
+
+    def answered(self, member):
+        for d in self._waiting.pop(member, ()):
+            d.callback(None)
+
     def _session_rooms(self, member):
         return self.node.session_key(member.session, "rooms")
 
@@ -142,7 +157,7 @@ class RoomStore:
         return self._eval(ROOM_ENTER, [
             node.maxlen, room.presence_limit, member.name.lower(), node.node,
             member.session, address, member.name, room.name, op_key,
-            node.rooms.max_rooms, room.backlog.size if load else 0, node.session_ttl,
+            node.rooms.max_rooms, room.backlog.size if load else 0,
         ], [self._session_rooms(member)])
 
     def join(self, member):
@@ -206,8 +221,15 @@ class RoomStore:
         event = self.room.event("nick", old=old, new=member.name)
         d = self.node.commands.eval(
             ROOM_NICK, self.keys[:3], [self.node.maxlen, old.lower(), member.name, _head(event)])
-        d.addCallback(lambda _: None)
-        return d.addErrback(self.node.as_unavailable)
+        d.addCallbacks(lambda _: None, self._not_renamed, errbackArgs=(member, old))
+        return d
+
+    def _not_renamed(self, failure, member, old):
+        # The name is the member's already (the lobby's store took it);
+        # only this room's announcement and entry are missing.
+        self.log.warn(
+            "{old} is now {name}, but {room} could not be told: {error}", old=old,
+            name=member.name, room=self.room.name, error=failure.getErrorMessage())
 
     def rename(self, member, new_name):
         raise NotImplementedError("names are the lobby's")
@@ -271,7 +293,7 @@ class RoomStore:
         if seq is None or payload is None:
             return
         room = self.room
-        if payload.startswith(b'{"type":"topic"'):
+        if payload.startswith(b'{"type":"topic"') and seq > room.seq:
             room.topic = wire.decode(payload).get("topic", "")
         self.node.hand_over(room, seq, payload)
         if payload.startswith(b'{"type":"leave"'):
@@ -308,12 +330,18 @@ class SharedRooms(Rooms):
         self._resuming = {}
         # The last dseq sent to each session here.
         self._dseq = {}
+        # Members whose entering of a room Redis has not answered yet: the
+        # rooms; and those of them whose connection ended meanwhile: why.
+        self._entering = {}
+        self._gone = {}
 
     def shared_rooms(self):
         """
-        This node's rooms other than the lobby.
+        This node's rooms other than the lobby that it has a member in (one
+        not on its way out).
         """
-        return [room for room in self if not room.lobby]
+        return [room for room in self if not room.lobby and any(
+            room not in self._departing.get(member, ()) for member in room.members())]
 
     def entry(self, member, joined):
         """
@@ -341,18 +369,69 @@ class SharedRooms(Rooms):
         mine = self.rooms_of(member)
         if key == self.lobby.key or any(room.key == key for room in mine):
             return super().enter(member, name, announce)
-        if len(mine) >= self.max_rooms_per_client:
+        entering = self._entering.get(member, [])
+        for room in entering:
+            if room.key == key:
+                # Joining it already: once that is answered, this join is
+                # of a room it is in (or is tried again).
+                then = defer.Deferred()
+                room.store.entered(member).addBoth(lambda _: then.callback(None))
+                return then.addCallback(lambda _: self.enter(member, name, announce))
+        if len(mine) + len(entering) >= self.max_rooms_per_client:
             raise wire.ProtocolError(
                 wire.TOO_MANY_ROOMS,
                 "you are in %d rooms, the most one connection may be in" % (len(mine),),
                 **about(name))
         room = self._local(name)
+        d = self._enter(member, room)
+        d.addCallback(self._entered, member, room, announce)
+        return d.addBoth(self._done, member, room)
+
+    def _enter(self, member, room):
+        """
+        Run L{ROOM_ENTER} for C{member} and load C{room} from the answer if
+        this node has not yet (the room stays here meanwhile).
+
+        @return: a Deferred of (the seq after which the member is in the
+            room, whether this session was in it already), or of L{None}
+            if the member's connection ended meanwhile (it is taken out of
+            the room in Redis again); it fails with the refusal.
+        """
+        self._entering.setdefault(member, []).append(room)
         d = room.store.enter(
             member, self._address(member), self.op_key(member), self.accounts,
             not room.store.loaded)
-        d.addCallback(self._entered, member, room, announce)
-        d.addErrback(self._not_entered, room)
+        d.addBoth(self._answered, member, room)
         return d
+
+    def _done(self, result, member, room):
+        """
+        C{member}'s entering of C{room} is over (and it is in the room, if
+        it got in): a join of the room that waited goes on.
+        """
+        room.store.answered(member)
+        return result
+
+    def _answered(self, answer, member, room):
+        entering = self._entering[member]
+        entering.remove(room)
+        if not entering:
+            del self._entering[member]
+        gone = self._gone.get(member) if member in self._entering else self._gone.pop(
+            member, None)
+        if not isinstance(answer, list):
+            self._forget_if_empty(room)
+            return answer  # a failure
+        status = int(answer[0])
+        if status < 0:
+            self._forget_if_empty(room)
+            raise self._refusal(status, room)
+        after, already = self._load(room, answer)
+        if gone is not None:
+            room.store.leave(member, gone[0], gone[1], self.lobby.closing)
+            self._forget_if_empty(room)
+            return None
+        return after, already
 
     def _local(self, name):
         """
@@ -371,8 +450,8 @@ class SharedRooms(Rooms):
         """
         A script answered for C{room}: load it here if it is not yet.
 
-        @return: the seq before the member came in, and whether it was a
-            member already (taken over).
+        @return: the seq after which the member is in the room, and whether
+            this session was a member already (taken over).
         """
         status, before, count, topic, spelled, events = answer
         before = int(before)
@@ -395,19 +474,14 @@ class SharedRooms(Rooms):
             wire.TOO_MANY_ROOMS, "the cluster has the most rooms it keeps",
             **about(room.name))
 
-    def _entered(self, answer, member, room, announce):
-        status = int(answer[0])
-        if status < 0:
-            raise self._refusal(status, room)
-        after, _ = self._load(room, answer)
+    def _entered(self, entered, member, room, announce):
+        if entered is None:
+            return None
+        after, _ = entered
         announce(room, False, after)
         self._joined[member] = self._joined.get(member, ()) + (room,)
         room.join(member, after)
         return room, False
-
-    def _not_entered(self, failure, room):
-        self._forget_if_empty(room)
-        return failure
 
     def _forget_if_empty(self, room):
         """
@@ -416,6 +490,8 @@ class SharedRooms(Rooms):
         """
         if len(room) or room.lobby or self._rooms.get(room.key) is not room:
             return
+        if any(room in rooms for rooms in self._entering.values()):
+            return  # a member is on its way in
         del self._rooms[room.key]
         self.node.reader.remove(room.store.keys[1])
         room.close()
@@ -436,7 +512,8 @@ class SharedRooms(Rooms):
         if room.lobby:
             # Its name stays taken: Redis moves it to the users outside.
             self.users.outside[member.name.lower()] = member
-            self._departing.setdefault(member, set()).add(room)
+        # (It may not join the room again before it is out.)
+        self._departing.setdefault(member, set()).add(room)
         self._forget_membership(member, room)
         d = room.store.part(member, message)
         d.addCallbacks(self._parted, self._part_failed,
@@ -460,13 +537,20 @@ class SharedRooms(Rooms):
             self.departed(member, room)
 
     def _part_failed(self, failure, member, room):
+        self._not_departing(member, room)
         if room.lobby:
-            self._departing.get(member, set()).discard(room)
             if self.users.outside.get(member.name.lower()) is member:
                 del self.users.outside[member.name.lower()]
-        else:
+        elif room.by_session(member.session) is member:
             self._joined[member] = self._joined.get(member, ()) + (room,)
         return failure
+
+    def _not_departing(self, member, room):
+        rooms = self._departing.get(member)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._departing[member]
 
     def in_room(self, member, name):
         room = super().in_room(member, name)
@@ -502,18 +586,17 @@ class SharedRooms(Rooms):
         when that leave is the event just delivered).
         """
         self._forget_membership(member, room)
-        rooms = self._departing.get(member)
-        if rooms is not None:
-            rooms.discard(room)
-            if not rooms:
-                del self._departing[member]
+        self._not_departing(member, room)
         room.depart(member)
         self._forget_if_empty(room)
 
     def leave(self, member, reason, message=None):
-        if member not in self.lobby:
+        if self.users.outside.get(member.name.lower()) is member:
             # Outside the lobby: its name is freed all the same.
             self.node.leave(member, reason, message, self.lobby.closing)
+        if member in self._entering:
+            # Rooms Redis lets it into meanwhile, it leaves at once.
+            self._gone[member] = (reason, message)
         for room in self._departing.pop(member, ()):
             if not room.lobby:
                 room.depart(member)
@@ -538,6 +621,16 @@ class SharedRooms(Rooms):
             member.parted(room, room.seq)
 
     # What members do.
+
+    def rename(self, member, new_name):
+        """
+        As in one process; not while the member is on its way out of a
+        room (its leave there carries the name it had).
+        """
+        if self._departing.get(member):
+            return defer.fail(wire.ProtocolError(
+                wire.UNAVAILABLE, "you are still leaving a room; try again"))
+        return super().rename(member, new_name)
 
     def _rename_outside_lobby(self, member, new_name):
         """
@@ -654,7 +747,7 @@ class SharedRooms(Rooms):
         rest = wire.encode({"text": text, "time": self.clock.seconds()})[1:]
         d = node.commands.eval(DIRECT, [node.keys["names"], node.keys["outside"]], [
             node.keys["prefix"], member.session, node.node, to.lower(), member.name,
-            rest, self.lobby.backlog.size or 1, node.session_ttl, INBOX_MAXLEN])
+            rest, self.lobby.backlog.size or 1, INBOX_MAXLEN])
         d.addErrback(node.as_unavailable)
         d.addCallback(self._sent, to)
         return d
@@ -706,7 +799,8 @@ class SharedRooms(Rooms):
         oldest = frames[0][0] if frames else counter + 1
         after = [(dseq, payload) for dseq, payload in frames if dseq > last_dseq]
         missing = oldest > last_dseq + 1 or last_dseq > counter
-        self._dseq[member.session] = max([last_dseq] + [dseq for dseq, _ in after])
+        if self.member_of_session(member.session) is member:
+            self._dseq[member.session] = max([last_dseq] + [dseq for dseq, _ in after])
         return (b"".join(wire.frame(payload) for _, payload in after), len(after),
                 oldest if missing else None)
 
@@ -747,23 +841,17 @@ class SharedRooms(Rooms):
 
     def _enter_again(self, member, name):
         room = self._local(name)
-        d = room.store.enter(
-            member, self._address(member), self.op_key(member), self.accounts,
-            not room.store.loaded)
-        d.addCallback(self._entered_again, member, room)
-        d.addErrback(self._not_entered_again, room)
-        return d
+        d = self._enter(member, room)
+        d.addCallbacks(self._entered_again, self._not_entered_again,
+                       callbackArgs=(member, room))
+        return d.addBoth(self._done, member, room)
 
-    def _entered_again(self, answer, member, room):
-        status = int(answer[0])
-        if status < 0:
-            self._forget_if_empty(room)
-            return None, self._refusal(status, room), False
-        self._load(room, answer)
+    def _entered_again(self, entered, member, room):
+        if entered is None:
+            return None, None, False
         self._joined[member] = self._joined.get(member, ()) + (room,)
         return room, None, True
 
-    def _not_entered_again(self, failure, room):
-        self._forget_if_empty(room)
+    def _not_entered_again(self, failure):
         failure.trap(wire.ProtocolError)
         return None, failure.value, False

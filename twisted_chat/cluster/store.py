@@ -33,8 +33,9 @@ from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq
 from twisted_chat.cluster.rooms import INBOX_MAXLEN, SharedRooms
 from twisted_chat.room.interfaces import IRoomStore
 
-#: Seconds a session stays resumable in Redis after its last change (the
-#: replay backlog usually ends it sooner).
+#: Seconds a session stays resumable in Redis after its connection ended
+#: (its keys stay while it is connected; the replay backlog usually ends
+#: it sooner).
 SESSION_TTL = 24 * 3600
 #: Letters in the tag that makes a node's guest names unique in the room.
 GUEST_TAG_LENGTH = 5
@@ -412,7 +413,7 @@ class RedisStore:
         d = self.presence_op(
             JOIN, self._session_keys(client),
             [self.maxlen, self.presence_limit, client.name.lower(),
-             self.entry(client), client.name, SESSION_TTL])
+             self.entry(client), client.name])
         return d.addCallback(self._join_answered, client)
 
     def _join_answered(self, result, client):
@@ -437,7 +438,7 @@ class RedisStore:
         return self.presence_op(
             LEAVE, self._session_keys(client),
             [self.maxlen, self.presence_limit, self._owner(client),
-             wire.encode(tail)[1:-1]])
+             wire.encode(tail)[1:-1], self.session_ttl])
 
     def publish_args(self, head):
         """
@@ -485,7 +486,7 @@ class RedisStore:
         """
         d = self.commands.eval(
             RENAME, self._session_keys(client),
-            [self.maxlen, self._owner(client), new_name, SESSION_TTL])
+            [self.maxlen, self._owner(client), new_name])
         d.addCallback(self._renamed, new_name)
         return d.addErrback(self.as_unavailable)
 
@@ -511,8 +512,7 @@ class RedisStore:
         """
         d = self.commands.eval(
             RESUME, self._session_keys(client, token),
-            [self.maxlen, self.presence_limit, self.node, token, client.name,
-             SESSION_TTL])
+            [self.maxlen, self.presence_limit, self.node, token, client.name])
         d.addErrback(self.as_unavailable)
         d.addCallback(self._resume_answered)
         return d

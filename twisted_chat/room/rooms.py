@@ -248,9 +248,9 @@ class Rooms:
         """
         room, already = self.open(member, name)
         announce(room, already, room.seq)
-        if not already:
-            self.join(member, room)
-        return defer.succeed((room, already))
+        if already:
+            return defer.succeed((room, already))
+        return self.join(member, room).addCallback(lambda _: (room, already))
 
     def open(self, member, name):
         """

@@ -3,8 +3,8 @@
 -- key prefix, ARGV[2] the sender's token, ARGV[3] its node, ARGV[4] the
 -- receiver's name in lower case, ARGV[5] the sender's name, ARGV[6] the
 -- frame's members after "to", closing brace included, ARGV[7] how many
--- frames a session keeps, ARGV[8] the session TTL, ARGV[9] a node inbox's
--- MAXLEN.  Each session (the sender's, and the receiver's if another)
+-- frames a session keeps, ARGV[8] a node inbox's MAXLEN.  (The session's keys stay while it is connected: see the
+-- prelude.)  Each session (the sender's, and the receiver's if another)
 -- takes its next dseq; its frame is kept in the session's list and goes
 -- to the inbox stream of the node that has the session (t=token, d=dseq,
 -- n=the session's name, f=frame).  0: no such user; else 1.
@@ -18,9 +18,7 @@ local function send(to_node, to_token, to_name)
                 '","to":"' .. name .. '",' .. ARGV[6]
   redis.call('RPUSH', base .. ':direct', frame)
   redis.call('LTRIM', base .. ':direct', -tonumber(ARGV[7]), -1)
-  redis.call('EXPIRE', base .. ':dseq', ARGV[8])
-  redis.call('EXPIRE', base .. ':direct', ARGV[8])
-  redis.call('XADD', ARGV[1] .. 'inbox:' .. to_node, 'MAXLEN', '~', ARGV[9], '*',
+  redis.call('XADD', ARGV[1] .. 'inbox:' .. to_node, 'MAXLEN', '~', ARGV[8], '*',
              't', to_token, 'd', dseq, 'n', to_name, 'f', frame)
 end
 send(ARGV[3], ARGV[2], ARGV[5])

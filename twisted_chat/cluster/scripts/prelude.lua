@@ -6,7 +6,10 @@
 -- publish_in(seq, stream, head): takes the next seq of that counter and
 -- appends the frame head .. seq .. '}' to that stream with the id <seq>-0;
 -- publish(head) does it in KEYS[1] and KEYS[2]; join_head(name) is a lobby
--- join event's head.
+-- join event's head.  A session's keys (its name, and with it its rooms,
+-- dseq and direct frames) stay while it is connected:
+-- session_lives(key) when it joins or resumes, session_ends(key, ttl) when
+-- its connection ends, for it to be resumed within ttl seconds.
 local function need_seq(key)
   if redis.call('EXISTS', key or KEYS[1]) == 0 then
     error({err = 'NOSEQ the seq counter is missing'})
@@ -24,6 +27,16 @@ local function publish_in(seq_key, stream_key, head)
 end
 local function publish(head)
   return publish_in(KEYS[1], KEYS[2], head)
+end
+local function session_lives(key)
+  for _, k in ipairs({key, key .. ':rooms', key .. ':dseq', key .. ':direct'}) do
+    redis.call('PERSIST', k)
+  end
+end
+local function session_ends(key, ttl)
+  for _, k in ipairs({key, key .. ':rooms', key .. ':dseq', key .. ':direct'}) do
+    redis.call('EXPIRE', k, ttl)
+  end
 end
 local function join_head(name)
   return '{"type":"join","name":"' .. name .. '","seq":'

@@ -1,5 +1,5 @@
 -- KEYS[3] names, KEYS[4] session, KEYS[5] the names of users outside the
--- lobby.  ARGV[2] owner, ARGV[3] new name, ARGV[4] session TTL.
+-- lobby.  ARGV[2] owner, ARGV[3] new name.
 -- -1: taken; -2: not this node's any more; 0: renamed outside the lobby
 -- (nothing to announce there); else the lobby's nick event's seq.
 need_seq()
@@ -20,6 +20,6 @@ if newlower ~= oldlower and (redis.call('HEXISTS', KEYS[3], newlower) == 1
 end
 redis.call('HDEL', where, oldlower)
 redis.call('HSET', where, newlower, ARGV[2] .. ' ' .. ARGV[3])
-redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[4], ARGV[3])
 if where == KEYS[5] then return 0 end
 return publish('{"type":"nick","old":"' .. old .. '","new":"' .. ARGV[3] .. '","seq":')

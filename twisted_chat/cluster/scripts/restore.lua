@@ -1,17 +1,18 @@
 -- KEYS[3] names, KEYS[4] the names of users outside the lobby.  ARGV[2]
 -- presence limit, ARGV[3] "1" to announce joins, ARGV[4] session key
--- prefix, ARGV[5] session TTL, then for each user: name in lower case,
+-- prefix, then for each user: name in lower case,
 -- entry, name, token, "1" if in the lobby.  Returns the names now held by
 -- someone else.
 need_seq()
 local lost = {}
-for i = 6, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local lobby = ARGV[i + 4] == '1'
   local here, there = KEYS[3], KEYS[4]
   if not lobby then here, there = KEYS[4], KEYS[3] end
   local elsewhere = redis.call('HGET', there, ARGV[i])
   if not elsewhere and redis.call('HSETNX', here, ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('SET', ARGV[4] .. ARGV[i + 3], ARGV[i + 2], 'EX', ARGV[5])
+    redis.call('SET', ARGV[4] .. ARGV[i + 3], ARGV[i + 2])
+    session_lives(ARGV[4] .. ARGV[i + 3])
     if lobby and ARGV[3] == '1' and redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
       publish(join_head(ARGV[i + 2]))
     end

@@ -1,6 +1,6 @@
 -- KEYS[3] names, KEYS[4] session, KEYS[5] the names of users outside the
 -- lobby.  ARGV[2] presence limit, ARGV[3] node, ARGV[4] token, ARGV[5] a
--- guest name, ARGV[6] session TTL.  A resumed session is in the lobby.
+-- guest name.  A resumed session is in the lobby.
 -- {0}: unknown session; {1, name}: taken over silently; {2, name}: joined.
 need_seq()
 local name = redis.call('GET', KEYS[4])
@@ -11,6 +11,7 @@ local outside = redis.call('HGET', KEYS[5], lower)
 local function token_of(e) return select(2, string.match(e, '^(%S+) (%S+) ')) end
 if entry and token_of(entry) == ARGV[4] then
   redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
+  session_lives(KEYS[4])
   return {1, name}
 end
 if outside and token_of(outside) == ARGV[4] then
@@ -20,7 +21,8 @@ elseif entry or outside then
   lower = string.lower(name)
 end
 redis.call('HSET', KEYS[3], lower, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. name)
-redis.call('SET', KEYS[4], name, 'EX', ARGV[6])
+redis.call('SET', KEYS[4], name)
+session_lives(KEYS[4])
 if redis.call('HLEN', KEYS[3]) <= tonumber(ARGV[2]) then
   publish(join_head(name))
 end

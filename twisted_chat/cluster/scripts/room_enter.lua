@@ -4,7 +4,7 @@
 -- ARGV[3] name in lower case, ARGV[4] node, ARGV[5] token, ARGV[6] address
 -- (- for none, or with accounts), ARGV[7] name, ARGV[8] the room's name as
 -- asked, ARGV[9] the member's operator key, ARGV[10] --max-rooms, ARGV[11]
--- how many events to return (0: none), ARGV[12] the session TTL.
+-- how many events to return (0: none).
 -- {-1}: banned; {-2}: too many rooms; else {1 joined or 2 already a member
 -- of this session (taken over by this node, silently), the seq before,
 -- members, topic, the room's name, the newest events up to the seq before
@@ -52,7 +52,6 @@ if status == 1 then
   end
 end
 redis.call('SADD', KEYS[9], spelled)
-redis.call('EXPIRE', KEYS[9], ARGV[12])
 local events = {}
 if tonumber(ARGV[11]) > 0 and before > 0 then
   events = redis.call('XREVRANGE', R.events, before .. '-0', '-', 'COUNT', ARGV[11])

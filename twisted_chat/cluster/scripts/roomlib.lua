@@ -34,9 +34,18 @@ end
 local function remove_member(R, lower, owner, tail, limit, accounts, ttl,
                              registry, key, spelled)
   local entry = redis.call('HGET', R.members, lower)
+  if owner and (not entry or string.sub(entry, 1, #owner + 1) ~= owner .. ' ') then
+    -- Not under that name (a rename this room missed): by its owner.
+    entry = nil
+    local all = redis.call('HGETALL', R.members)
+    for i = 1, #all, 2 do
+      if string.sub(all[i + 1], 1, #owner + 1) == owner .. ' ' then
+        lower, entry = all[i], all[i + 1]
+      end
+    end
+  end
   if not entry then return -1 end
   local node, token, _, _, name = parse_member(entry)
-  if owner and node .. ' ' .. token ~= owner then return -1 end
   local announce = redis.call('HLEN', R.members) <= tonumber(limit)
   redis.call('HDEL', R.members, lower)
   local seq = 0
