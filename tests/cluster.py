@@ -123,6 +123,29 @@ class ClusterMixin(LoopbackMixin):
         return factory
 
     @defer.inlineCallbacks
+    def node_process(self, redis, node_timeout=4):
+        """
+        A node in a twistd process of its own on C{redis}, for a test to
+        kill, once it has loaded the lobby.
+
+        @return: a Deferred firing with the child and its port.
+        """
+        node, port = yield self.spawn_twistd(
+            "--redis", self.redis_url(redis), "--node-timeout", str(node_timeout))
+        yield node.wait_for(rb"joined the room")
+        return node, port
+
+    @defer.inlineCallbacks
+    def two_nodes(self):
+        """
+        A redis-server and two nodes on it, as C{self.redis}, C{self.a} and
+        C{self.b}.
+        """
+        self.redis = yield self.start_redis()
+        self.a = yield self.start_node(self.redis)
+        self.b = yield self.start_node(self.redis)
+
+    @defer.inlineCallbacks
     def raw_client(self, port, first=b'{"type":"heartbeat"}', welcome=True):
         """
         A L{RawClient} on C{port} that has had its welcome and sent

@@ -158,12 +158,9 @@ class TwoNodesTests(ClusterMixin, TestCase):
     Clients on two nodes are in one room.
     """
 
-    @defer.inlineCallbacks
     def setUp(self):
         super().setUp()
-        self.redis = yield self.start_redis()
-        self.a = yield self.start_node(self.redis)
-        self.b = yield self.start_node(self.redis)
+        return self.two_nodes()
 
     @defer.inlineCallbacks
     def test_one_sequence_everywhere(self):
@@ -548,9 +545,7 @@ class NodeFailureTests(ClusterMixin, TestCase):
         redis = yield self.start_redis()
         b = yield self.start_node(redis, node_timeout=4.0)
         c = yield self.start_node(redis, node_timeout=4.0)
-        node, a_port = yield self.spawn_twistd(
-            "--redis", self.redis_url(redis), "--node-timeout", "4")
-        yield node.wait_for(rb"joined the room")
+        node, a_port = yield self.node_process(redis)
         watchers = [(yield self.raw_client(b.port)), (yield self.raw_client(c.port))]
         mover = self.spawn_client(
             a_port, "--reconnect", "--name", "mover",

@@ -76,9 +76,7 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         super().setUp()
-        self.redis = yield self.start_redis()
-        self.a = yield self.start_node(self.redis)
-        self.b = yield self.start_node(self.redis)
+        yield self.two_nodes()
         self.alice = yield self.user(self.a, "alice")
         self.bob = yield self.user(self.b, "bob")
 
@@ -385,9 +383,7 @@ class NodeCrashRoomsTests(RoomsMixin, TestCase):
         redis = yield self.start_redis()
         b = yield self.start_node(redis, node_timeout=4.0)
         c = yield self.start_node(redis, node_timeout=4.0)
-        node, a_port = yield self.spawn_twistd(
-            "--redis", self.redis_url(redis), "--node-timeout", "4")
-        yield node.wait_for(rb"joined the room")
+        node, a_port = yield self.node_process(redis)
         lost = yield self.raw_client(a_port, named("lost"))
         yield poll(lambda: any(m.get("new") == "lost" for m in lost.messages))
         for room in ("x", "y"):
@@ -427,9 +423,7 @@ class NodeCrashRoomsTests(RoomsMixin, TestCase):
 
         redis = yield self.start_redis()
         b = yield self.start_node(redis, node_timeout=4.0)
-        node, a_port = yield self.spawn_twistd(
-            "--redis", self.redis_url(redis), "--node-timeout", "4")
-        yield node.wait_for(rb"joined the room")
+        node, a_port = yield self.node_process(redis)
         watcher = yield self.user(b, "watcher")
         yield self.joined(watcher, "dev")
         mover = self.spawn_client(

@@ -38,6 +38,22 @@ def entry_payload(fields):
     return None
 
 
+def unbroken(last, entries):
+    """
+    The frames of C{entries} (stream entries, newest first, as C{XREVRANGE}
+    gives them) that run unbroken down from event C{last}, oldest first:
+    what a node may keep as a room's replay backlog.
+    """
+    kept = []
+    for entry_id, fields in entries or []:
+        payload = entry_payload(fields)
+        if entry_seq(entry_id) != last - len(kept) or payload is None:
+            break
+        kept.append(wire.frame(payload))
+    kept.reverse()
+    return kept
+
+
 class StreamReader:
     """
     Reads several streams with one C{XREAD BLOCK} and hands what it reads to

@@ -35,6 +35,7 @@ from twisted_chat.cluster.lua import (
     ROOMS,
     SESSION,
 )
+from twisted_chat.cluster.reader import entry_payload, entry_seq, unbroken
 from twisted_chat.room.interfaces import IRoomStore
 from twisted_chat.room.room import Room
 from twisted_chat.room.rooms import Rooms, about
@@ -68,23 +69,6 @@ def _tail(reason, message=None, by=None):
     if message is not None:
         fields["message"] = message
     return wire.encode(fields)[1:-1]
-
-
-def _unbroken(before, entries):
-    """
-    The frames of C{entries} (stream entries, newest first) that run
-    unbroken down from event C{before}, oldest first.
-    """
-    from twisted_chat.cluster.reader import entry_payload, entry_seq
-
-    kept = []
-    for entry_id, fields in entries or []:
-        payload = entry_payload(fields)
-        if entry_seq(entry_id) != before - len(kept) or payload is None:
-            break
-        kept.append(wire.frame(payload))
-    kept.reverse()
-    return kept
 
 
 @implementer(IRoomStore)
@@ -287,8 +271,6 @@ class RoomStore:
         An entry of the room's stream: deliver it (a topic also becomes the
         room's topic here).
         """
-        from twisted_chat.cluster.reader import entry_payload, entry_seq
-
         seq, payload = entry_seq(entry_id), entry_payload(fields)
         if seq is None or payload is None:
             return
@@ -459,7 +441,7 @@ class SharedRooms(Rooms):
         if not store.loaded:
             room.name = spelled.decode()
             room.topic = topic.decode()
-            room.load(before, _unbroken(before, events))
+            room.load(before, unbroken(before, events))
             store.loaded = True
             self.node.reader.add(store.keys[1], b"%d-0" % (before,), store)
         # The count includes it; whoever answers says "joining" adds it.

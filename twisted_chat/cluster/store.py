@@ -29,7 +29,7 @@ from twisted_chat.cluster.lua import (
     RESUME,
     SEED,
 )
-from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq
+from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq, unbroken
 from twisted_chat.cluster.rooms import INBOX_MAXLEN, SharedRooms
 from twisted_chat.room.interfaces import IRoomStore
 
@@ -213,15 +213,7 @@ class RedisStore:
     def _loaded(self, result):
         counter, entries = result
         seq = int(counter or 0)
-        # The newest entries come first; only an unbroken run down from
-        # seq is a backlog.
-        kept = []
-        for entry_id, fields in entries or []:
-            payload = entry_payload(fields)
-            if entry_seq(entry_id) != seq - len(kept) or payload is None:
-                break
-            kept.append(wire.frame(payload))
-        self.room.load(seq, reversed(kept))
+        self.room.load(seq, unbroken(seq, entries))
         self.ready = True
         self.log.info(
             "node {node} joined the room on Redis {address} at seq {seq}",
