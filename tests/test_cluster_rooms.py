@@ -106,6 +106,20 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
                           if m["type"] == "message" and "room" not in m], [])
 
     @defer.inlineCallbacks
+    def test_message_right_behind_a_join(self):
+        """
+        A message to a room sent right behind the join (as a piped client
+        does) finds its sender in the room, although Redis answers the
+        join later.
+        """
+        yield self.joined(self.bob, "dev")
+        self.alice.transport.write(
+            wire.encode_frame({"type": "join", "room": "dev"})
+            + wire.encode_frame({"type": "message", "room": "dev", "text": "first words"}))
+        yield poll(lambda: texts(self.bob, "dev") == ["first words"])
+        self.assertEqual(errors(self.alice, wire.NOT_IN_ROOM), [])
+
+    @defer.inlineCallbacks
     def test_who_rooms_and_topic(self):
         """
         who of a room lists every node's members and its operator; the
@@ -266,6 +280,34 @@ class TwoNodesRoomsTests(RoomsMixin, TestCase):
         who = yield self.alice.wait_for_type("who")
         self.assertIn("bob", who[0]["names"])
         self.assertEqual([m for m in self.alice.messages if m["type"] == "leave"], [])
+
+    @defer.inlineCallbacks
+    def test_resume_outside_the_lobby_on_the_same_node(self):
+        """
+        The same, for a session whose stale connection had left the lobby:
+        its name stays taken, and nobody sees it leave.
+        """
+        yield self.joined(self.bob, "dev")
+        yield self.joined(self.alice, "dev")
+        send(self.bob, type="part", room="lobby")
+        yield poll(lambda: any(m["type"] == "leave" for m in self.alice.messages))
+        yield poll(lambda: any(m["type"] == "leave" and "room" not in m
+                               for m in self.bob.messages))
+        lobby_seen = [m for m in self.bob.messages if "seq" in m and "room" not in m
+                      and m["type"] != "welcome"][-1]["seq"]
+        back = yield self.raw_client(self.b.port, wire.encode({
+            "type": "resume", "session": self.bob.messages[0]["session"],
+            "last_seq": lobby_seen, "rooms": {}, "last_dseq": 0}))
+        resumed = yield back.wait_for_type("resumed")
+        self.assertEqual(resumed[0]["name"], "bob")
+        yield self.bob.lost
+        send(self.alice, type="message", to="bob", text="same node")
+        yield poll(lambda: any(m.get("text") == "same node" for m in back.messages))
+        send(self.alice, type="message", room="dev", text="end")
+        yield poll(lambda: "end" in texts(back, "dev"))
+        self.assertEqual(of_room(self.alice, "dev", ("leave",)), [])
+        send(self.alice, type="nick", name="BOB")
+        yield poll(lambda: errors(self.alice, wire.NICK_TAKEN))
 
     @defer.inlineCallbacks
     def test_session_kept_while_connected(self):
@@ -468,7 +510,9 @@ class RedisRestartRoomsTests(RoomsMixin, TestCase):
         yield self.joined(ann, "dev")
         yield self.joined(bob, "dev")
         send(ann, type="message", room="dev", text="before")
+        send(ann, type="message", to="bob", text="direct before")
         yield poll(lambda: all("before" in texts(c, "dev") for c in (ann, bob)))
+        yield poll(lambda: any(m["type"] == "direct" for m in bob.messages))
         yield self.kill(redis)
         yield poll(lambda: a.room.store.commands.protocol is None)
         redis = yield self.start_redis(redis.port)
@@ -481,6 +525,12 @@ class RedisRestartRoomsTests(RoomsMixin, TestCase):
         send(ann, type="who", room="dev")
         who = yield ann.wait_for_type("who")
         self.assertEqual(who[0]["names"], ["ann", "bob"])
+        # Each session's direct messages go on from where they were.
+        send(ann, type="message", to="bob", text="direct after")
+        yield poll(lambda: any(m.get("text") == "direct after" for m in bob.messages))
+        for client in (ann, bob):
+            self.assertEqual(
+                [m["dseq"] for m in client.messages if m["type"] == "direct"], [1, 2])
 
 
 class FakeCommands:

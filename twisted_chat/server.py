@@ -778,15 +778,29 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         if lobby_lost:
             self._send_joined(rooms.lobby)
         d = defer.maybeDeferred(rooms.resume_rooms, self, old)
-        d.addCallback(self._rooms_back, counts, wanted)
+        d.addCallbacks(self._rooms_back, self._resume_step_failed,
+                       callbackArgs=(counts, wanted, old), errbackArgs=(request_id,))
         if last_dseq is not None:
             d.addCallback(lambda _: defer.maybeDeferred(rooms.direct_after, self, last_dseq))
-            d.addCallback(self._resume_direct, last_dseq, request_id)
+            d.addCallbacks(self._resume_direct, self._resume_step_failed,
+                           callbackArgs=(last_dseq, request_id), errbackArgs=(request_id,))
         d.addCallback(self._resumed_all, counts, request_id, wanted, last_dseq)
         d.addErrback(self._refused, request_id)
         return d
 
-    def _rooms_back(self, back, counts, wanted):
+    def _resume_step_failed(self, failure, request_id):
+        """
+        Bringing back the rooms or the direct messages failed (the store
+        could not be asked): say so; the resume goes on with what it has.
+        """
+        self._refused(failure, request_id)
+        return 0
+
+    def _rooms_back(self, back, counts, wanted, old):
+        if old is not None and old is not self and old.state is not CLOSING:
+            # The session's stale connection (out of the lobby, so the
+            # lobby did not replace it): this one has its rooms now.
+            old.abort(wire.REASON_QUIT)
         if self.state is CLOSING:
             return
         for room, refusal, rejoin in back:
@@ -1043,7 +1057,10 @@ class ChatServerProtocol(Int32StringReceiver, TimeoutMixin):
         def announce(room, already, seq):
             self._send_joined(room, request_id, joining=not already, seq=seq)
 
-        rooms.enter(self, name, announce).addErrback(self._refused, request_id)
+        # Later frames (a message to the room) must find it joined.
+        d = rooms.enter(self, name, announce)
+        d.addErrback(self._refused, request_id)
+        self._read_after(d)
 
     def _join_bucket(self):
         """

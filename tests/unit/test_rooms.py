@@ -669,6 +669,22 @@ class NewConnectionResumeTests(RoomsMixin, SynchronousTestCase):
         self.send(protocol, type="topic", room="dev", topic="mine?")
         self.assertEqual(self.received(protocol.transport)[-1]["code"], wire.NOT_OP)
 
+    def test_takeover_outside_the_lobby(self):
+        """
+        Taking over a stale connection that had left the lobby: the resume
+        has the session's name and rooms, the stale connection is closed,
+        and nobody sees the name leave.
+        """
+        self.send(self.alice, type="part", room="lobby")
+        self.received(self.bob_t)
+        protocol, got = self.resume()
+        self.assertEqual(got[-1]["type"], "resumed")
+        self.assertEqual(got[-1]["name"], "alice")
+        self.assertTrue(self.alice_t.disconnecting)
+        self.assertEqual([m for m in self.received(self.bob_t) if m["type"] == "leave"], [])
+        self.send(self.bob, type="message", room="dev", text="for alice")
+        self.assertIn("for alice", [m.get("text") for m in self.received(protocol.transport)])
+
     def test_room_not_kept(self):
         """
         A room whose backlog no longer reaches says so and joined follows;

@@ -109,7 +109,7 @@ class NodeLiveness:
         for client, lobby in [(c, "1") for c in store.members()] + [
                 (c, "0") for c in outside]:
             args += [client.name.lower(), store.entry(client), client.name, client.session,
-                     lobby]
+                     lobby, store.rooms.dseq(client.session) if store.rooms else 0]
         d = store.commands.eval(RESTORE, store.publish_keys(store.keys["outside"]), args)
         d.addCallback(self._restored)
         d.addErrback(self.failed)

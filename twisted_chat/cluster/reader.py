@@ -161,6 +161,7 @@ class StreamReader:
                 for entry_id, fields in entries:
                     stream[0] = entry_id
                     sink.deliver_entry(entry_id, fields)
-                read.append(sink)
-        for sink in read:
-            sink.events_read()
+                read.append((key, stream))
+        for key, stream in read:
+            if self.streams.get(key) is stream:  # (not dropped meanwhile)
+                stream[1].events_read()

@@ -257,7 +257,7 @@ class RoomStore:
         """
         node, room, rooms = self.node, self.room, self.node.rooms
         args = [node.maxlen, room.presence_limit, room.name, room.seq, mode, room.topic,
-                "1" if rooms.accounts else "0"]
+                "1" if rooms.accounts else "0", node.keys["session"]]
         if mode != "seed":
             for member in room.members():
                 args += [member.name.lower(), rooms.entry(member, room.seq),
@@ -358,7 +358,9 @@ class SharedRooms(Rooms):
                 # of a room it is in (or is tried again).
                 then = defer.Deferred()
                 room.store.entered(member).addBoth(lambda _: then.callback(None))
-                return then.addCallback(lambda _: self.enter(member, name, announce))
+                return then.addCallback(
+                    lambda _: self.enter(member, name, announce)
+                    if self._connected(member) else None)
         if len(mine) + len(entering) >= self.max_rooms_per_client:
             raise wire.ProtocolError(
                 wire.TOO_MANY_ROOMS,
@@ -401,6 +403,8 @@ class SharedRooms(Rooms):
             del self._entering[member]
         gone = self._gone.get(member) if member in self._entering else self._gone.pop(
             member, None)
+        if gone is None and not self._connected(member):
+            gone = (wire.REASON_RESET, None)
         if not isinstance(answer, list):
             self._forget_if_empty(room)
             return answer  # a failure
@@ -573,8 +577,10 @@ class SharedRooms(Rooms):
         self._forget_if_empty(room)
 
     def leave(self, member, reason, message=None):
-        if self.users.outside.get(member.name.lower()) is member:
-            # Outside the lobby: its name is freed all the same.
+        if self.users.outside.get(member.name.lower()) is member and (
+                self.member_of_session(member.session) in (None, member)):
+            # Outside the lobby: its name is freed all the same (unless its
+            # session goes on on another connection).
             self.node.leave(member, reason, message, self.lobby.closing)
         if member in self._entering:
             # Rooms Redis lets it into meanwhile, it leaves at once.
@@ -735,6 +741,9 @@ class SharedRooms(Rooms):
         return d
 
     def _sent(self, found, to):
+        if int(found) < 0:
+            raise wire.ProtocolError(
+                wire.UNAVAILABLE, "the server is not ready to send direct messages; try again")
         if not int(found):
             raise wire.ProtocolError(
                 wire.NO_SUCH_USER, "nobody called %s is online" % (to[:wire.NAME_MAX],))
@@ -800,10 +809,7 @@ class SharedRooms(Rooms):
         The resume of C{token} is answered (on C{member}, or failed: L{None}):
         send the frames held meanwhile that it was not replayed.
         """
-        held = self._resuming.pop(token, [])
-        if member is None:
-            return
-        for dseq, payload, name in held:
+        for dseq, payload, name in self._resuming.pop(token, []):
             self.arrived(token, dseq, payload, name)
 
     def resume_rooms(self, member, old):
@@ -817,9 +823,16 @@ class SharedRooms(Rooms):
             return super().resume_rooms(member, old)
         d = self._session(member.session)
         d.addCallback(lambda answer: defer.gatherResults(
-            [self._enter_again(member, name.decode()) for name in sorted(answer[0])],
-            consumeErrors=True))
+            [self._enter_again(member, name.decode()) for name in sorted(answer[0])
+             if self._connected(member)], consumeErrors=True))
         return d
+
+    def _connected(self, member):
+        """
+        Whether C{member} is still a user here (its connection has not
+        ended).
+        """
+        return self.users.get(member.name.lower()) is member
 
     def _enter_again(self, member, name):
         room = self._local(name)

@@ -103,7 +103,8 @@ class MemoryStore:
         if name is None:
             return defer.fail(wire.ProtocolError(
                 wire.RESUME_FAILED, "unknown session", oldest_seq=self.room.oldest_seq))
-        if name.lower() in self.users:
+        holder = self.users.get(name.lower())
+        if holder is not None and holder.session != token:
             name = member.name
         member.name = name
         member.session = token

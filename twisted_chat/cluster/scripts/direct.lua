@@ -4,10 +4,16 @@
 -- receiver's name in lower case, ARGV[5] the sender's name, ARGV[6] the
 -- frame's members after "to", closing brace included, ARGV[7] how many
 -- frames a session keeps, ARGV[8] a node inbox's MAXLEN.  (The session's keys stay while it is connected: see the
--- prelude.)  Each session (the sender's, and the receiver's if another)
+-- prelude.)  -1: the sender is not registered (Redis lost it, and its
+-- node has not put it back yet: its counter may not be either).  Each session (the sender's, and the receiver's if another)
 -- takes its next dseq; its frame is kept in the session's list and goes
 -- to the inbox stream of the node that has the session (t=token, d=dseq,
 -- n=the session's name, f=frame).  0: no such user; else 1.
+local sender = string.lower(ARGV[5])
+if not (redis.call('HEXISTS', KEYS[1], sender) == 1
+        or redis.call('HEXISTS', KEYS[2], sender) == 1) then
+  return -1
+end
 local entry = redis.call('HGET', KEYS[1], ARGV[4]) or redis.call('HGET', KEYS[2], ARGV[4])
 if not entry then return 0 end
 local node, token, name = string.match(entry, '^(%S+) (%S+) (%S+)$')

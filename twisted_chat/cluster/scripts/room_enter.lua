@@ -1,5 +1,5 @@
 -- A member enters a room other than the lobby, made if it does not exist
--- (its maker becomes its operator).  KEYS[1..7] the room, KEYS[8] the
+-- (its maker, or whoever enters it empty, becomes its operator).  KEYS[1..7] the room, KEYS[8] the
 -- registry of rooms, KEYS[9] the session's rooms.  ARGV[2] presence limit,
 -- ARGV[3] name in lower case, ARGV[4] node, ARGV[5] token, ARGV[6] address
 -- (- for none, or with accounts), ARGV[7] name, ARGV[8] the room's name as
@@ -46,7 +46,9 @@ if status == 1 then
   end
   redis.call('HSET', R.members, ARGV[3], ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. before ..
              ' ' .. ARGV[6] .. ' ' .. ARGV[7])
-  if made then redis.call('SADD', R.ops, ARGV[9]) end
+  if made or redis.call('HLEN', R.members) == 1 then
+    redis.call('SADD', R.ops, ARGV[9])
+  end
   if redis.call('HLEN', R.members) <= tonumber(ARGV[2]) then
     publish('{"type":"join","room":"' .. spelled .. '","name":"' .. ARGV[7] .. '","seq":')
   end

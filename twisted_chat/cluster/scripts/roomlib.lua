@@ -31,6 +31,13 @@ end
 -- counter and stream, which expire after ttl seconds; a room left without an
 -- operator gets its longest-present member as one.  -1 if it was no
 -- member (or, with owner, not that owner's); else the leave's seq, or 0.
+local function forget_room(R, registry, key, ttl)
+  redis.call('DEL', R.members, R.ops, R.bans, R.topic, R.positions)
+  redis.call('HDEL', registry, key)
+  redis.call('EXPIRE', R.seq, ttl)
+  -- (Its stream too, but not at once: the last leave is still to be read.)
+  redis.call('EXPIRE', R.events, ttl)
+end
 local function remove_member(R, lower, owner, tail, limit, accounts, ttl,
                              registry, key, spelled)
   local entry = redis.call('HGET', R.members, lower)
@@ -44,7 +51,11 @@ local function remove_member(R, lower, owner, tail, limit, accounts, ttl,
       end
     end
   end
-  if not entry then return -1 end
+  if not entry then
+    -- (A room put back empty after Redis lost it, that nobody entered.)
+    if redis.call('HLEN', R.members) == 0 then forget_room(R, registry, key, ttl) end
+    return -1
+  end
   local node, token, _, _, name = parse_member(entry)
   local announce = redis.call('HLEN', R.members) <= tonumber(limit)
   redis.call('HDEL', R.members, lower)
@@ -55,11 +66,7 @@ local function remove_member(R, lower, owner, tail, limit, accounts, ttl,
   end
   redis.call('SREM', R.ops, op_key(accounts, token, name))
   if redis.call('HLEN', R.members) == 0 then
-    redis.call('DEL', R.members, R.ops, R.bans, R.topic, R.positions)
-    redis.call('HDEL', registry, key)
-    redis.call('EXPIRE', R.seq, ttl)
-    -- (Its stream too, but not at once: the last leave is still to be read.)
-    redis.call('EXPIRE', R.events, ttl)
+    forget_room(R, registry, key, ttl)
   elseif redis.call('SCARD', R.ops) == 0 then
     local heir, heir_token, since
     for _, other in ipairs(redis.call('HVALS', R.members)) do
