@@ -344,9 +344,9 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "Join the room of every node on this Redis, such as "
-            "redis://127.0.0.1:6379/0 (see docs/cluster.rst); without it the "
-            "room is this process alone.",
+            "Share the rooms, names and direct messages of every node on this "
+            "Redis, such as redis://127.0.0.1:6379/0 (see docs/cluster.rst); "
+            "without it they are this process's alone.",
             _redis_address,
         ],
         [

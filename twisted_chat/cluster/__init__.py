@@ -1,23 +1,26 @@
 # -*- test-case-name: tests.test_cluster -*-
 """
-Several chat nodes, one room: the room's state lives in Redis.
+Several chat nodes, one server: the rooms' state lives in Redis.
 
-With C{--redis URL} the server's room keeps its shared state in a
-L{RedisStore} instead of memory.  Every broadcast
-event is appended once to a Redis Stream by a Lua script that also takes
-the next C{seq} from a counter, so the sequence is global and gap-free; the
-stream entry's id is C{<seq>-0}.  Every node reads the stream (C{XREAD
-BLOCK} from the last id it delivered) and sends each event's frame, framed
-once, to its own clients.  Names, sessions and node liveness are Redis keys;
-docs/cluster.rst describes them and the failure modes.
+With C{--redis URL} the server's rooms keep their shared state in Redis: the
+lobby in a L{RedisStore}, every other room in a L{RoomStore}, under
+L{SharedRooms}.  Every event of a room is appended once to the room's Redis
+Stream by a Lua script that also takes the next C{seq} from the room's
+counter, so each room's sequence is global and gap-free; the stream entry's
+id is C{<seq>-0}.  Every node reads the streams of its rooms (one C{XREAD
+BLOCK} from the last ids it delivered, with its inbox of direct messages)
+and sends each event's frame, framed once, to its own clients.  Names,
+sessions and node liveness are Redis keys; docs/cluster.rst describes them
+and the failure modes.
 
 The Redis client is txredisapi, a Twisted-native one, on connections that
 L{ClientService} keeps up (docs/cluster.rst says why).
 
 The parts: C{link.py} (the Redis address and connections), C{reader.py}
 (the stream reader), C{liveness.py} (refresh, reap and restore of nodes),
-C{store.py} (L{RedisStore}: the room's state in Redis), C{lua.py} and
-C{scripts/*.lua} (the Lua scripts, package data).
+C{store.py} (L{RedisStore}: the lobby's state in Redis, and the node),
+C{rooms.py} (L{SharedRooms} and L{RoomStore}: the other rooms and direct
+messages), C{lua.py} and C{scripts/*.lua} (the Lua scripts, package data).
 """
 
 from twisted_chat.cluster.store import (
@@ -35,6 +38,7 @@ from twisted_chat.cluster.link import (
     RedisLink,
 )
 from twisted_chat.cluster.liveness import NodeLiveness
+from twisted_chat.cluster.rooms import RoomStore, SharedRooms
 from twisted_chat.cluster.lua import (
     JOIN,
     LEAVE,
@@ -52,6 +56,8 @@ from twisted_chat.cluster.reader import BLOCK_MS, READ_COUNT, StreamReader
 
 __all__ = [
     "RedisStore",
+    "RoomStore",
+    "SharedRooms",
     "NodeLiveness",
     "RedisAddress",
     "RedisLink",
