@@ -791,3 +791,19 @@ class EnteringTests(TestCase):
         join_again = self.failureResultOf(defer.maybeDeferred(
             self.rooms.enter, self.ann, "dev", lambda *a: None))
         self.assertEqual(join_again.value.code, wire.UNAVAILABLE)
+
+    def test_kick_before_the_answer(self):
+        """
+        A kick of a member that overtakes Redis's answer to its entering
+        (the notice comes through the inbox first) is applied once it is
+        in: in a room too large to announce it, it is told parted.
+        """
+        entered, redis = self.enter(self.ann)
+        self.node.inbox.deliver_entry(b"1-1", [
+            b"k", b"kick", b"t", self.ann.session.encode(), b"r", b"dev", b"s", b"0"])
+        self.answer(redis)
+        self.successResultOf(entered)
+        self.assertEqual(self.announced, [("ann", False, 0)])
+        self.assertEqual(self.ann.parts, [("dev", 0)])
+        self.assertEqual(self.rooms.rooms_of(self.ann), [self.rooms.lobby])
+        self.assertIsNone(self.rooms.get("dev"))

@@ -316,6 +316,9 @@ class SharedRooms(Rooms):
         # rooms; and those of them whose connection ended meanwhile: why.
         self._entering = {}
         self._gone = {}
+        # Kicks that came (through the inbox) before Redis's answer to the
+        # kicked member's entering: by (member, room key), the leave's seq.
+        self._kicked_early = {}
 
     def shared_rooms(self):
         """
@@ -405,6 +408,8 @@ class SharedRooms(Rooms):
             member, None)
         if gone is None and not self._connected(member):
             gone = (wire.REASON_RESET, None)
+        if not isinstance(answer, list) or int(answer[0]) < 0 or gone is not None:
+            self._kicked_early.pop((member, room.key), None)
         if not isinstance(answer, list):
             self._forget_if_empty(room)
             return answer  # a failure
@@ -467,6 +472,9 @@ class SharedRooms(Rooms):
         announce(room, False, after)
         self._joined[member] = self._joined.get(member, ()) + (room,)
         room.join(member, after)
+        kicked = self._kicked_early.pop((member, room.key), None)
+        if kicked is not None:
+            self.kicked(member.session, room.name, kicked)
         return room, False
 
     def _forget_if_empty(self, room):
@@ -602,6 +610,11 @@ class SharedRooms(Rooms):
         room = self._rooms.get(name.lower())
         member = None if room is None else room.by_session(token)
         if member is None:
+            # Maybe it is entering the room, and the kick overtook Redis's
+            # answer: it is applied once the member is in.
+            for entering, rooms in self._entering.items():
+                if entering.session == token and any(r.key == name.lower() for r in rooms):
+                    self._kicked_early[entering, name.lower()] = seq
             return
         self._forget_membership(member, room)
         self._leaving(member, room, seq)
@@ -843,6 +856,10 @@ class SharedRooms(Rooms):
 
     def _entered_again(self, entered, member, room):
         if entered is None:
+            return None, None, False
+        if self._kicked_early.pop((member, room.key), None) is not None:
+            # Kicked out of it while coming back: it is not brought back.
+            self._forget_if_empty(room)
             return None, None, False
         self._joined[member] = self._joined.get(member, ()) + (room,)
         return room, None, True
