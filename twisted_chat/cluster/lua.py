@@ -14,6 +14,8 @@ leaves) between the two.
 
 from importlib.resources import files
 
+from twisted_chat import wire
+
 
 def read(name):
     """
@@ -24,6 +26,27 @@ def read(name):
     while lines and lines[0].startswith("--"):
         del lines[0]
     return "".join(lines)
+
+
+def event_head(event):
+    """
+    C{event}'s JSON up to and including C{"seq":}: what a publishing
+    script is given, to append the seq and the closing brace.
+    """
+    return wire.encode(event)[:-1] + b',"seq":'
+
+
+def leave_tail(reason, message=None, by=None):
+    """
+    A leave event's members after its name, without braces, as the
+    scripts that publish a leave are given them.
+    """
+    fields = {"reason": reason}
+    if by is not None:
+        fields["by"] = by
+    if message is not None:
+        fields["message"] = message
+    return wire.encode(fields)[1:-1]
 
 
 PRELUDE = read("prelude")

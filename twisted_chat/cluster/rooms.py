@@ -24,8 +24,6 @@ from zope.interface import implementer
 from twisted_chat import wire
 from twisted_chat.cluster.lua import (
     DIRECT,
-    POSITION,
-    PUBLISH,
     ROOM_ENTER,
     ROOM_LEAVE,
     ROOM_MODERATE,
@@ -34,8 +32,10 @@ from twisted_chat.cluster.lua import (
     ROOM_WHO,
     ROOMS,
     SESSION,
+    event_head,
+    leave_tail,
 )
-from twisted_chat.cluster.reader import entry_payload, entry_seq, unbroken
+from twisted_chat.cluster.reader import unbroken
 from twisted_chat.room.interfaces import IRoomStore
 from twisted_chat.room.room import Room
 from twisted_chat.room.rooms import Rooms, about
@@ -52,23 +52,14 @@ INBOX_MAXLEN = 10000
 EMPTIED_ROOM_TTL = 24 * 3600
 
 
-def _head(event):
+def room_keys(node, name):
     """
-    C{event}'s JSON up to and including C{"seq":}, for a script to finish.
+    The keys of the room called C{name} on C{node}'s Redis, in
+    L{ROOM_ROLES} order, then the registry of rooms: the first KEYS of
+    every room script.
     """
-    return wire.encode(event)[:-1] + b',"seq":'
-
-
-def _tail(reason, message=None, by=None):
-    """
-    A leave event's members after its name, without braces.
-    """
-    fields = {"reason": reason}
-    if by is not None:
-        fields["by"] = by
-    if message is not None:
-        fields["message"] = message
-    return wire.encode(fields)[1:-1]
+    prefix = "%s{%s}:" % (node.keys["prefix"], name.lower())
+    return [prefix + role for role in ROOM_ROLES] + [node.keys["rooms"]]
 
 
 @implementer(IRoomStore)
@@ -95,8 +86,7 @@ class RoomStore:
         self.loaded = False
         # Those waiting for a member's entering to be answered.
         self._waiting = {}
-        prefix = "%s{%s}:" % (node.keys["prefix"], name.lower())
-        self.keys = [prefix + role for role in ROOM_ROLES] + [node.keys["rooms"]]
+        self.keys = room_keys(node, name)
 
     def attach(self, room):
         self.room = room
@@ -173,7 +163,7 @@ class RoomStore:
             return defer.succeed(None)
         return self.node.presence_op(
             ROOM_LEAVE, self.keys + [self._session_rooms(member)],
-            self._leave_args(member, _tail(reason, message, by), False))
+            self._leave_args(member, leave_tail(reason, message, by), False))
 
     def part(self, member, message):
         """
@@ -182,7 +172,7 @@ class RoomStore:
         @return: a Deferred of its leave event's seq (0: not announced).
         """
         d = self._eval(
-            ROOM_LEAVE, self._leave_args(member, _tail(wire.REASON_PART, message), True),
+            ROOM_LEAVE, self._leave_args(member, leave_tail(wire.REASON_PART, message), True),
             [self._session_rooms(member)])
         return d.addCallback(lambda seq: max(int(seq), 0))
 
@@ -191,12 +181,7 @@ class RoomStore:
         Append C{event} to the room's stream (L{PUBLISH}, with its flow
         control).  (L{IRoomStore}.)
         """
-        node = self.node
-        d = node.commands.eval(
-            PUBLISH, [self.keys[0], self.keys[1], self.keys[6]],
-            node.publish_args(_head(event)))
-        d.addCallback(lambda _: None)
-        return d.addErrback(node.as_unavailable)
+        return self.node.publish_in([self.keys[0], self.keys[1], self.keys[6]], event)
 
     def renamed(self, member, old):
         """
@@ -204,7 +189,7 @@ class RoomStore:
         """
         event = self.room.event("nick", old=old, new=member.name)
         d = self.node.commands.eval(
-            ROOM_NICK, self.keys[:3], [self.node.maxlen, old.lower(), member.name, _head(event)])
+            ROOM_NICK, self.keys[:3], [self.node.maxlen, old.lower(), member.name, event_head(event)])
         d.addCallbacks(lambda _: None, self._not_renamed, errbackArgs=(member, old))
         return d
 
@@ -268,26 +253,15 @@ class RoomStore:
 
     def deliver_entry(self, entry_id, fields):
         """
-        An entry of the room's stream: deliver it (a topic also becomes the
-        room's topic here).
+        An entry of the room's stream (L{RedisStore.read_entry}).
         """
-        seq, payload = entry_seq(entry_id), entry_payload(fields)
-        if seq is None or payload is None:
-            return
-        room = self.room
-        if payload.startswith(b'{"type":"topic"') and seq > room.seq:
-            room.topic = wire.decode(payload).get("topic", "")
-        self.node.hand_over(room, seq, payload)
-        if payload.startswith(b'{"type":"leave"'):
-            self.node.rooms.left(room, seq, payload)
+        self.node.read_entry(self.room, entry_id, fields)
 
     def events_read(self):
         """
         Say how far this node has read the room, for its flow control.
         """
-        d = self.node.commands.eval(
-            POSITION, [self.keys[6]], [self.node.node, self.room.seq])
-        d.addErrback(lambda failure: None)
+        self.node.report_position(self.keys[6], self.room)
 
 
 class SharedRooms(Rooms):
@@ -654,9 +628,8 @@ class SharedRooms(Rooms):
         if name.lower() == self.lobby.key:
             return super().names(name)
         wire.check_name(name)
-        keys = RoomStore(self.node, name).keys
         d = self.node.commands.eval(
-            ROOM_WHO, keys, [name.lower(), "1" if self.accounts else "0"])
+            ROOM_WHO, room_keys(self.node, name), [name.lower(), "1" if self.accounts else "0"])
         d.addErrback(self.node.as_unavailable)
         d.addCallback(self._who, name)
         return d
@@ -709,7 +682,7 @@ class SharedRooms(Rooms):
 
     def set_topic(self, member, name, topic):
         room = self.in_room(member, name)
-        head = _head(room.event("topic", by=member.name, topic=topic))
+        head = event_head(room.event("topic", by=member.name, topic=topic))
         return self._moderate(member, name, "topic", topic, head).addCallback(
             lambda _: None)
 
@@ -718,7 +691,7 @@ class SharedRooms(Rooms):
         The node of the kicked member is told through its inbox and sends
         it what a kick sends; nothing more to do here.
         """
-        tail = _tail(wire.REASON_KICKED, reason, member.name)
+        tail = leave_tail(wire.REASON_KICKED, reason, member.name)
         return self._moderate(member, name, "kick", target, tail).addCallback(
             lambda _: None)
 

@@ -28,6 +28,8 @@ from twisted_chat.cluster.lua import (
     RENAME,
     RESUME,
     SEED,
+    event_head,
+    leave_tail,
 )
 from twisted_chat.cluster.reader import StreamReader, entry_payload, entry_seq, unbroken
 from twisted_chat.cluster.rooms import INBOX_MAXLEN, SharedRooms
@@ -245,10 +247,16 @@ class RedisStore:
 
     def events_read(self):
         """
-        Say in Redis how far this node has read, for L{PUBLISH}'s flow
-        control.
+        Say in Redis how far this node has read the lobby.
         """
-        d = self.commands.eval(POSITION, [self.keys["positions"]], [self.node, self.room.seq])
+        self.report_position(self.keys["positions"], self.room)
+
+    def report_position(self, key, room):
+        """
+        Say in C{room}'s positions (at C{key}) how far this node has read
+        it, for L{PUBLISH}'s flow control.
+        """
+        d = self.commands.eval(POSITION, [key], [self.node, room.seq])
         d.addErrback(lambda failure: None)  # the next read says it again
 
     def _wake(self):
@@ -268,20 +276,25 @@ class RedisStore:
 
     def deliver_entry(self, entry_id, fields):
         """
-        An entry of the lobby's stream: deliver its event.
+        An entry of the lobby's stream (L{read_entry}).
+        """
+        self.read_entry(self.room, entry_id, fields)
+
+    def read_entry(self, room, entry_id, fields):
+        """
+        An entry of C{room}'s stream: hand its event over (L{hand_over});
+        a topic also becomes the room's here, and a leave may be a part or
+        a kick of a member of this node (L{SharedRooms.left}).
         """
         seq = entry_seq(entry_id)
         payload = entry_payload(fields)
-        if seq is not None and payload is not None:
-            self.deliver_event(seq, payload)
-            if payload.startswith(b'{"type":"leave"') and self.rooms is not None:
-                self.rooms.left(self.room, seq, payload)
-
-    def deliver_event(self, seq, payload):
-        """
-        Hand the lobby's event C{seq} read from the stream to the lobby.
-        """
-        self.hand_over(self.room, seq, payload)
+        if seq is None or payload is None:
+            return
+        if payload.startswith(b'{"type":"topic"') and seq > room.seq:
+            room.topic = wire.decode(payload).get("topic", "")
+        self.hand_over(room, seq, payload)
+        if payload.startswith(b'{"type":"leave"') and self.rooms is not None:
+            self.rooms.left(room, seq, payload)
 
     def hand_over(self, room, seq, payload):
         """
@@ -424,20 +437,10 @@ class RedisStore:
         """
         if quietly:
             return defer.succeed(None)
-        tail = {"reason": reason}
-        if message is not None:
-            tail["message"] = message
         return self.presence_op(
             LEAVE, self._session_keys(client),
             [self.maxlen, self.presence_limit, self._owner(client),
-             wire.encode(tail)[1:-1], self.session_ttl])
-
-    def publish_args(self, head):
-        """
-        L{PUBLISH}'s arguments for the event whose JSON up to C{"seq":} is
-        C{head}.
-        """
-        return [self.maxlen, head, int(self.maxlen * BEHIND_FRACTION), STALE_POSITION]
+             leave_tail(reason, message), self.session_ttl])
 
     def part(self, client, message):
         """
@@ -445,26 +448,29 @@ class RedisStore:
 
         @return: a Deferred of its leave event's seq (0: not announced).
         """
-        tail = {"reason": wire.REASON_PART}
-        if message is not None:
-            tail["message"] = message
         d = self.commands.eval(
             LOBBY_PART, self._session_keys(client),
             [self.maxlen, self.presence_limit, self._owner(client),
-             wire.encode(tail)[1:-1]])
+             leave_tail(wire.REASON_PART, message)])
         d.addCallback(lambda seq: max(int(seq), 0))
         return d.addErrback(self.as_unavailable)
 
     def publish(self, event):
         """
-        Append C{event} to the stream, refused while the slowest node is
-        too far behind.  (L{IRoomStore}.)
+        Append C{event} to the lobby's stream.  (L{IRoomStore}.)
         """
-        head = wire.encode(event)[:-1] + b',"seq":'
-        d = self.commands.eval(
-            PUBLISH,
-            [self.keys["seq"], self.keys["stream"], self.keys["positions"]],
-            self.publish_args(head))
+        return self.publish_in(
+            [self.keys["seq"], self.keys["stream"], self.keys["positions"]], event)
+
+    def publish_in(self, keys, event):
+        """
+        Append C{event} to the stream of the room whose seq, stream and
+        positions are C{keys} (L{PUBLISH}), refused while the slowest node
+        is too far behind.
+        """
+        d = self.commands.eval(PUBLISH, keys, [
+            self.maxlen, event_head(event), int(self.maxlen * BEHIND_FRACTION),
+            STALE_POSITION])
         d.addCallback(lambda _: None)
         return d.addErrback(self.as_unavailable)
 
