@@ -982,6 +982,20 @@ class ReconnectTests(ClientMixin, SynchronousTestCase):
         self.assertEqual(self.sent(), [])
         self.assertEqual((self.client.name, self.client.session), ("alice", "s1"))
 
+    def test_keeps_a_name_taken_since(self):
+        """
+        A name the user took with /nick after --name is the one it keeps
+        across a resume: the client does not rename itself back.
+        """
+        self.client.line_received("/nick alicia")
+        self.assertEqual([m["name"] for m in self.sent()], ["alicia"])
+        self.deliver(type="nick", seq=7, old="alice", new="alicia")
+        self.lose_and_reconnect()
+        self.sent()
+        self.deliver(type="resumed", replayed=0, name="alicia")
+        self.assertEqual(self.sent(), [])
+        self.assertEqual(self.client.name, "alicia")
+
     def test_lines_typed_while_away_sent_after(self):
         """
         What the user typed during the outage goes out once resumed.

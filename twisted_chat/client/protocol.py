@@ -1033,6 +1033,9 @@ class ChatSession:
             return
         if message.get("old") == self.name:
             self.name = message.get("new")
+            if self.nick is not None:
+                # The name to take again after a resume is this one now.
+                self.nick = self.name
             self._renaming = None
             self._answered()
         self._show(message)
